@@ -1,0 +1,28 @@
+# The two commands that matter: `make demo` and `make test`; each sets up on its own.
+VENV := .venv
+STAMP := $(VENV)/.setup-done
+export MUJOCO_GL ?= egl
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.py scripts/setup.sh
+	bash scripts/setup.sh
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/selfimprove demo $(ARGS)
+
+test: setup
+	$(VENV)/bin/python -m pytest -q test $(ARGS)
+
+lint: setup
+	$(VENV)/bin/python -m pytest -q test/test_lint.py
+
+bench: setup
+	$(VENV)/bin/python -m benchmarks.run $(ARGS)
+
+clean:
+	rm -rf $(VENV) build install log

@@ -1,0 +1,45 @@
+"""Episode events: JSON documents on `episode/events` (std_msgs/String).
+
+`start` opens an episode (the recorder opens a bag, controllers start acting), `end` closes it
+with an outcome, `saved` is the recorder's answer naming the bag it wrote. JSON in a String keeps
+the package free of custom message types (ament_python cannot generate them) while staying
+readable in `ros2 topic echo` and in every bag.
+"""
+
+import json
+
+KINDS = ('start', 'end', 'saved')
+REQUIRED = {
+    'start': ('episode_id', 'robot', 'task'),
+    'end': ('episode_id', 'outcome'),
+    'saved': ('episode_id', 'path'),
+}
+
+
+def make_event(kind: str, **fields) -> str:
+    """Serialise an event, checking that it carries what its kind requires."""
+    event = {'event': kind, **fields}
+    validate(event)
+    return json.dumps(event, sort_keys=True)
+
+
+def parse_event(text: str) -> dict:
+    """Parse and validate an event; ValueError says what is wrong with it."""
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f'episode event is not JSON ({error}): {text[:80]!r}') from error
+    if not isinstance(event, dict):
+        raise ValueError(f'episode event must be a JSON object, got {text[:80]!r}')
+    validate(event)
+    return event
+
+
+def validate(event: dict):
+    """Raise ValueError unless `event` has a known kind and its required fields."""
+    kind = event.get('event')
+    if kind not in KINDS:
+        raise ValueError(f'episode event kind {kind!r} unknown; expected one of {list(KINDS)}')
+    missing = [name for name in REQUIRED[kind] if event.get(name) in (None, '')]
+    if missing:
+        raise ValueError(f'{kind} event lacks {missing}: {event}')

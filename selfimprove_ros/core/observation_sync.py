@@ -1,0 +1,56 @@
+"""Wait until every input of one control tick has arrived, matched by stamp."""
+
+from dataclasses import dataclass
+
+from selfimprove_ros.core.config import require, setting
+from selfimprove_ros.core.topics import CAMERA_NAMES
+
+
+class ObservationSync:
+    """Tracks the newest stamp [ns] and value of each named input.
+
+    A controller answers tick `t` once every input has a sample stamped at or after `t`; in
+    lockstep simulation that is exactly the observation of tick `t`.
+    """
+
+    def __init__(self, sources):
+        if not sources:
+            raise ValueError('ObservationSync needs at least one source')
+        self.sources = tuple(sources)
+        self._stamp = {name: None for name in self.sources}
+        self._value = {}
+
+    def add(self, source: str, stamp_ns: int, value=None):
+        """Record a sample; ignore one older than what is held."""
+        if source not in self._stamp:
+            raise KeyError(f'unknown source {source!r}; known: {list(self.sources)}')
+        if self._stamp[source] is None or stamp_ns >= self._stamp[source]:
+            self._stamp[source] = stamp_ns
+            self._value[source] = value
+
+    def complete(self, stamp_ns: int) -> bool:
+        """True when every source has a sample stamped at or after `stamp_ns`."""
+        return all(s is not None and s >= stamp_ns for s in self._stamp.values())
+
+    def missing(self, stamp_ns: int) -> list:
+        """Sources still lacking a sample for `stamp_ns`."""
+        return [name for name, s in self._stamp.items() if s is None or s < stamp_ns]
+
+    def latest(self, source: str):
+        """The newest value of `source` (None before any)."""
+        return self._value.get(source)
+
+
+@dataclass
+class SyncConfig:
+    """Which inputs a controller waits for before it answers a tick."""
+
+    cameras: list = setting(list(CAMERA_NAMES), 'Cameras whose frame of each tick is awaited')
+    sync_timeout_s: float = setting(
+        0.5, 'Wall time [s] to wait for a complete observation before acting on what arrived')
+
+    def __post_init__(self):
+        unknown = [cam for cam in self.cameras if cam not in CAMERA_NAMES]
+        require(not unknown, f'unknown cameras {unknown}; choose from {list(CAMERA_NAMES)}')
+        require(self.sync_timeout_s > 0,
+                f'sync_timeout_s must be > 0, got {self.sync_timeout_s!r}')

@@ -1,0 +1,50 @@
+"""The topic contract: names (relative to the robot namespace), types and QoS classes.
+
+docs/topics.md explains each entry; this table is what the nodes, the recorder and the docs
+check against, so a topic cannot be renamed in one place only.
+"""
+
+from dataclasses import dataclass
+
+CAMERA_NAMES = ('cam_high', 'cam_low', 'cam_left_wrist', 'cam_right_wrist')
+
+JOINT_STATES = 'joint_states'
+JOINT_COMMANDS = 'joint_commands'
+ESTOP = 'estop'
+SAFETY_STATUS = 'safety_status'
+SIM_STATE = 'sim/state'
+SIM_SUCCESS = 'sim/success'
+SIM_RESET = 'sim/reset'
+EPISODE_EVENTS = 'episode/events'
+DIAGNOSTICS = '/diagnostics'
+
+
+def camera_topic(camera: str) -> str:
+    """Image topic of an ALOHA camera, e.g. 'cameras/cam_high/image_raw'."""
+    return f'cameras/{camera}/image_raw'
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic of the contract."""
+
+    name: str
+    msgtype: str  # rosbag2 form, e.g. 'sensor_msgs/msg/Image'
+    qos: str      # 'sensor' (best effort, depth 1), 'reliable' or 'latched'
+    recorded: bool = True
+
+
+def contract(cameras=CAMERA_NAMES, sim=True):
+    """Every topic of one robot, in the order docs/topics.md lists them."""
+    specs = [TopicSpec(camera_topic(cam), 'sensor_msgs/msg/Image', 'sensor') for cam in cameras]
+    specs += [
+        TopicSpec(JOINT_STATES, 'sensor_msgs/msg/JointState', 'reliable'),
+        TopicSpec(JOINT_COMMANDS, 'sensor_msgs/msg/JointState', 'reliable'),
+        TopicSpec(ESTOP, 'std_msgs/msg/Bool', 'latched'),
+        TopicSpec(SAFETY_STATUS, 'diagnostic_msgs/msg/DiagnosticStatus', 'reliable'),
+        TopicSpec(EPISODE_EVENTS, 'std_msgs/msg/String', 'reliable'),
+    ]
+    if sim:
+        specs += [TopicSpec(SIM_STATE, 'sensor_msgs/msg/JointState', 'reliable'),
+                  TopicSpec(SIM_SUCCESS, 'std_msgs/msg/Bool', 'reliable')]
+    return specs

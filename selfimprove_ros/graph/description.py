@@ -1,0 +1,99 @@
+"""One description of the node graph, used by both the Python launcher and `ros2 launch`.
+
+A graph is a list of `NodeSpec`s built from a config YAML keyed by node name (ROS parameter-file
+layout) plus a top-level `launch` section for graph-wide settings. `launch/*.launch.py` turn the
+same specs into launch_ros `Node` actions, so the two ways of starting the robot cannot drift.
+"""
+
+from dataclasses import dataclass, field
+import os
+
+import yaml
+
+from selfimprove_ros.core.topics import CAMERA_NAMES
+
+PACKAGE = 'selfimprove_ros'
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          'config')
+
+
+@dataclass
+class NodeSpec:
+    """One node process: executable, name, namespace and parameters."""
+
+    executable: str
+    name: str
+    namespace: str
+    parameters: dict = field(default_factory=dict)
+
+
+def config_path(name: str) -> str:
+    """Path of a shipped config file: the package share directory, else the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        shared = os.path.join(get_package_share_directory(PACKAGE), 'config', name)
+        if os.path.exists(shared):
+            return shared
+    except (ImportError, LookupError):
+        pass
+    return os.path.join(CONFIG_DIR, name)
+
+
+def load_config(path: str) -> dict:
+    """Read a graph config; ValueError names the file and what is wrong."""
+    try:
+        with open(path) as stream:
+            config = yaml.safe_load(stream) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f'cannot read graph config {path}: {error}') from error
+    if 'launch' not in config or 'robot_node' not in config:
+        raise ValueError(f'{path}: a graph config needs `launch` and `robot_node` sections')
+    return config
+
+
+def _params(config: dict, key: str) -> dict:
+    return dict((config.get(key) or {}).get('ros__parameters') or {})
+
+
+def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
+                with_expert: bool = False) -> list:
+    """Node specs for one robot; `overrides` maps node key -> parameter changes.
+
+    Graph-wide `launch` settings: `cameras` (names to start), `lockstep` (sim clock drives
+    everyone else through use_sim_time), `recorder` (start the episode recorder), and `task` and
+    `control_period_s`, which every node that needs them receives, so they cannot disagree.
+    """
+    overrides = overrides or {}
+    launch = {**config['launch'], **overrides.get('launch', {})}
+    namespace = '/' + robot.strip('/')
+    lockstep = bool(launch.get('lockstep', False))
+
+    shared = {key: launch[key] for key in ('task', 'control_period_s') if key in launch}
+    task = {'robot_node': 'sim.task', 'camera_node': 'sim_task', 'expert_node': 'task',
+            'recorder_node': 'task'}
+    period = {'robot_node': 'control_period_s', 'expert_node': 'control_period_s',
+              'recorder_node': 'control_period_s'}
+
+    def node_params(key, extra=None):
+        params = {**_params(config, key), **overrides.get(key, {}), **(extra or {})}
+        if 'task' in shared and key in task:
+            params[task[key]] = shared['task']
+        if 'control_period_s' in shared and key in period:
+            params[period[key]] = float(shared['control_period_s'])
+        if lockstep and key != 'robot_node':
+            params['use_sim_time'] = True
+        return params
+
+    specs = [NodeSpec('robot_node', 'robot_node', namespace,
+                      node_params('robot_node', {'lockstep': lockstep}))]
+    cameras = list(launch.get('cameras', CAMERA_NAMES))
+    for camera in cameras:
+        specs.append(NodeSpec('camera_node', f'{camera}_camera_node', namespace,
+                              node_params('camera_node', {'camera_name': camera})))
+    if launch.get('recorder', True):
+        specs.append(NodeSpec('recorder_node', 'recorder_node', namespace,
+                              node_params('recorder_node', {'cameras': cameras})))
+    if with_expert:
+        specs.append(NodeSpec('expert_node', 'expert_node', namespace,
+                              node_params('expert_node', {'cameras': cameras})))
+    return specs

@@ -1,0 +1,124 @@
+"""expert_node: plays the scripted sim expert through the node graph, like any controller.
+
+It plans each episode from the first simulator state after the `start` event, then answers every
+observation tick (joint states plus the configured cameras, matched by stamp) with the planned
+joint targets, stamped with the observation they answer. It stops commanding at `end`.
+"""
+
+import time
+
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+
+from selfimprove_ros.core import topics
+from selfimprove_ros.core.episode_events import parse_event
+from selfimprove_ros.core.observation_sync import ObservationSync, SyncConfig
+from selfimprove_ros.nodes.parameters import declare_config
+from selfimprove_ros.nodes.ros_io import (RELIABLE_QOS, SENSOR_QOS, joint_state_msg,
+                                          stamp_to_ns, time_msg)
+from selfimprove_ros.sim.expert import ExpertConfig, ScriptedExpert
+
+
+class ExpertNode(Node):
+    """ROS shell around `ScriptedExpert`."""
+
+    def __init__(self):
+        super().__init__('expert_node')
+        self.expert_config = declare_config(self, ExpertConfig)
+        self.sync_config = declare_config(self, SyncConfig)
+        self.expert = ScriptedExpert(self.expert_config)
+        self.period_ns = int(round(self.expert_config.control_period_s * 1e9))
+        self.sync = ObservationSync(['joint_states', *self.sync_config.cameras])
+        self.episode = None
+        self.plan_start_ns = None
+        self.state_ns = None       # newest simulator state awaiting an answer
+        self.state_wall_s = 0.0
+        self.answered_ns = None
+        self.command_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS, RELIABLE_QOS)
+        self.create_subscription(String, topics.EPISODE_EVENTS, self.on_event, RELIABLE_QOS)
+        self.create_subscription(JointState, topics.SIM_STATE, self.on_sim_state, RELIABLE_QOS)
+        self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_states,
+                                 RELIABLE_QOS)
+        for camera in self.sync_config.cameras:
+            self.create_subscription(Image, topics.camera_topic(camera),
+                                     lambda msg, cam=camera: self.on_image(cam, msg), SENSOR_QOS)
+        self.create_timer(self.sync_config.sync_timeout_s / 4, self.on_sync_timer)
+
+    def on_event(self, msg: String):
+        """Start planning at `start`, stop commanding at `end`."""
+        try:
+            event = parse_event(msg.data)
+        except ValueError as error:
+            self.get_logger().error(str(error))
+            return
+        if event['event'] == 'start':
+            self.episode = event
+            self.plan_start_ns = None
+        elif event['event'] == 'end' and self.episode is not None \
+                and event['episode_id'] == self.episode['episode_id']:
+            self.episode = None
+
+    def on_sim_state(self, msg: JointState):
+        """Plan from the episode's first state; remember which tick awaits an answer."""
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        if self.episode is not None and self.plan_start_ns is None:
+            self.expert.plan(msg.position)
+            self.plan_start_ns = stamp_ns
+            self.get_logger().info(f'episode {self.episode["episode_id"]}: planned '
+                                   f'{self.expert.episode_ticks} ticks')
+        self.state_ns = stamp_ns
+        self.state_wall_s = time.monotonic()
+        self.try_act(force=False)
+
+    def on_joint_states(self, msg: JointState):
+        """Joint states are one input of the observation."""
+        self.sync.add('joint_states', stamp_to_ns(msg.header.stamp))
+        self.try_act(force=False)
+
+    def on_image(self, camera: str, msg: Image):
+        """A camera frame is one input of the observation."""
+        self.sync.add(camera, stamp_to_ns(msg.header.stamp))
+        self.try_act(force=False)
+
+    def on_sync_timer(self):
+        """Act on an incomplete observation rather than stall the episode."""
+        if self.state_ns is not None and \
+                time.monotonic() - self.state_wall_s > self.sync_config.sync_timeout_s:
+            self.try_act(force=True)
+
+    def try_act(self, force: bool):
+        """Answer the pending tick once its observation is complete (or on timeout)."""
+        stamp_ns = self.state_ns
+        if self.episode is None or self.plan_start_ns is None or stamp_ns is None \
+                or stamp_ns == self.answered_ns:
+            return
+        if not force and not self.sync.complete(stamp_ns):
+            return
+        if force:
+            self.get_logger().warn(f'acting without {self.sync.missing(stamp_ns)} at '
+                                   f'{stamp_ns} ns', throttle_duration_sec=5.0)
+        tick = (stamp_ns - self.plan_start_ns) // self.period_ns
+        self.answered_ns = stamp_ns
+        self.command_pub.publish(joint_state_msg(time_msg(stamp_ns), self.expert.act(tick)))
+
+
+def main(args=None):
+    """Run expert_node."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ExpertNode()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,69 @@
+"""Conversions between ROS messages and the core's numpy types, and the project's QoS profiles."""
+
+import numpy as np
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.time import Time
+from sensor_msgs.msg import Image, JointState
+
+from selfimprove_ros.core.joints import JOINT_NAMES
+
+# Cameras: newest frame only; a late frame is worth less than a dropped one.
+SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                        reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
+# Joint states, commands, events: every message matters.
+RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                          reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.VOLATILE)
+# E-stop: a late joiner must see the current state.
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+QOS = {'sensor': SENSOR_QOS, 'reliable': RELIABLE_QOS, 'latched': LATCHED_QOS}
+
+
+def stamp_to_ns(stamp) -> int:
+    """builtin_interfaces/Time -> nanoseconds."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def joint_state_msg(stamp, positions, velocities=None, names=JOINT_NAMES) -> JointState:
+    """Build a JointState in contract order."""
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(names)
+    msg.position = np.asarray(positions, dtype=np.float64).tolist()
+    if velocities is not None:
+        msg.velocity = np.asarray(velocities, dtype=np.float64).tolist()
+    return msg
+
+
+def image_msg(rgb, stamp, frame_id: str) -> Image:
+    """HxWx3 uint8 RGB array -> sensor_msgs/Image (rgb8)."""
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = 'rgb8'
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return msg
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image (rgb8, bgr8 or mono8) -> HxWx3 uint8 RGB; ValueError otherwise."""
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if msg.encoding in ('rgb8', 'bgr8'):
+        image = data.reshape(msg.height, msg.step)[:, :msg.width * 3]
+        image = image.reshape(msg.height, msg.width, 3)
+        return image[..., ::-1] if msg.encoding == 'bgr8' else image
+    if msg.encoding == 'mono8':
+        image = data.reshape(msg.height, msg.step)[:, :msg.width]
+        return np.repeat(image[..., None], 3, axis=2)
+    raise ValueError(f'unsupported image encoding {msg.encoding!r}; '
+                     'publish rgb8, bgr8 or mono8')
+
+
+def time_msg(nanoseconds: int):
+    """Nanoseconds -> builtin_interfaces/Time."""
+    return Time(nanoseconds=nanoseconds).to_msg()
