@@ -13,8 +13,9 @@ import yaml
 from selfimprove_ros.core.topics import CAMERA_NAMES
 
 PACKAGE = 'selfimprove_ros'
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          'config')
+# The source tree's config/ (three levels up: graph/ -> selfimprove_ros/ -> repository root).
+CONFIG_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'config')
 
 
 @dataclass
@@ -34,7 +35,7 @@ def config_path(name: str) -> str:
         shared = os.path.join(get_package_share_directory(PACKAGE), 'config', name)
         if os.path.exists(shared):
             return shared
-    except (ImportError, LookupError):
+    except (ImportError, LookupError, OSError):  # not installed through colcon
         pass
     return os.path.join(CONFIG_DIR, name)
 
@@ -69,10 +70,8 @@ def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
     lockstep = bool(launch.get('lockstep', False))
 
     shared = {key: launch[key] for key in ('task', 'control_period_s') if key in launch}
-    task = {'robot_node': 'sim.task', 'camera_node': 'sim_task', 'expert_node': 'task',
-            'recorder_node': 'task'}
-    period = {'robot_node': 'control_period_s', 'expert_node': 'control_period_s',
-              'recorder_node': 'control_period_s'}
+    task = {'robot_node': 'sim.task', 'camera_node': 'sim_task', 'expert_node': 'task'}
+    period = {'robot_node': 'control_period_s', 'expert_node': 'control_period_s'}
 
     def node_params(key, extra=None):
         params = {**_params(config, key), **overrides.get(key, {}), **(extra or {})}
@@ -91,8 +90,9 @@ def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
         specs.append(NodeSpec('camera_node', f'{camera}_camera_node', namespace,
                               node_params('camera_node', {'camera_name': camera})))
     if launch.get('recorder', True):
-        specs.append(NodeSpec('recorder_node', 'recorder_node', namespace,
-                              node_params('recorder_node', {'cameras': cameras})))
+        is_sim = _params(config, 'robot_node').get('backend', 'sim') == 'sim'
+        specs.append(NodeSpec('recorder_node', 'recorder_node', namespace, node_params(
+            'recorder_node', {'cameras': cameras, 'record_sim_topics': is_sim})))
     if with_expert:
         specs.append(NodeSpec('expert_node', 'expert_node', namespace,
                               node_params('expert_node', {'cameras': cameras})))

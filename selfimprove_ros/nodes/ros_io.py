@@ -1,5 +1,7 @@
 """Conversions between ROS messages and the core's numpy types, and the project's QoS profiles."""
 
+import importlib
+
 import numpy as np
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from rclpy.time import Time
@@ -20,6 +22,12 @@ LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 QOS = {'sensor': SENSOR_QOS, 'reliable': RELIABLE_QOS, 'latched': LATCHED_QOS}
+
+
+def message_class(msgtype: str):
+    """'sensor_msgs/msg/Image' -> the message class (rosidl_runtime_py is not always there)."""
+    package, _, name = msgtype.split('/')
+    return getattr(importlib.import_module(f'{package}.msg'), name)
 
 
 def stamp_to_ns(stamp) -> int:

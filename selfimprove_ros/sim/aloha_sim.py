@@ -25,6 +25,11 @@ SIM_CAMERAS = {
     'cam_right_wrist': 'right_wrist',
 }
 TASKS = ('transfer_cube', 'insertion')
+# The goal g of each task, as the instruction the models are conditioned on.
+INSTRUCTIONS = {
+    'transfer_cube': 'pick up the red cube with the right arm and hand it to the left arm',
+    'insertion': 'pick up the peg and the socket and insert the peg into the socket',
+}
 _TASK_XML = {
     'transfer_cube': 'bimanual_viperx_transfer_cube.xml',
     'insertion': 'bimanual_viperx_insertion.xml',

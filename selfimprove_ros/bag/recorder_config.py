@@ -1,0 +1,27 @@
+"""Settings of the episode recorder."""
+
+from dataclasses import dataclass
+
+from selfimprove_ros.core.config import require, setting
+from selfimprove_ros.core.topics import CAMERA_NAMES
+
+
+@dataclass
+class RecorderConfig:
+    """Where episode bags go and what they contain."""
+
+    bag_dir: str = setting('runs/bags', 'Directory that receives one bag directory per episode')
+    robot_name: str = setting('', 'Robot name in the episode metadata; empty = the namespace')
+    cameras: list = setting(list(CAMERA_NAMES), 'Cameras whose image topics are recorded')
+    record_sim_topics: bool = setting(True, 'Also record sim/state and sim/success')
+    max_chunk_s: float = setting(
+        0.5, 'Longest time [s] a message may sit in memory before it reaches the file: '
+        'what a recorder crash can lose')
+
+    def __post_init__(self):
+        require(bool(self.bag_dir), 'bag_dir must name a directory')
+        unknown = [cam for cam in self.cameras if cam not in CAMERA_NAMES]
+        require(not unknown, f'unknown cameras {unknown}; choose from {list(CAMERA_NAMES)}')
+        require(0 < self.max_chunk_s <= 1.0,
+                f'max_chunk_s must be in (0, 1] s so a crash loses at most a second, '
+                f'got {self.max_chunk_s!r}')

@@ -1,0 +1,36 @@
+"""`selfimprove`: the project's command line. Each subcommand lives in its own module."""
+
+import argparse
+import sys
+
+from selfimprove_ros.cli import bag, collect, demo
+
+COMMANDS = {'collect': collect, 'bag': bag, 'demo': demo}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with one sub-parser per command module."""
+    parser = argparse.ArgumentParser(
+        prog='selfimprove',
+        description='Self-improving ALOHA policies on ROS 2 (arXiv 2509.15155).')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for name, module in COMMANDS.items():
+        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
+    return parser
+
+
+def main(argv=None) -> int:
+    """Parse arguments and run the chosen command; errors become one clear line, exit 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command].run(args) or 0
+    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as error:
+        print(f'selfimprove {args.command}: error: {error}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f'selfimprove {args.command}: interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The demonstration collector: runs expert episodes through a running sim node graph.
+
+For each episode it resets the simulator (next seed), announces `start`, watches the simulator's
+success flag and the tick count, announces `end` with the outcome, and waits for the recorder's
+`saved` answer. It never touches the simulator directly: commands come from expert_node and the
+bag from recorder_node, exactly as on a practising robot.
+"""
+
+from dataclasses import dataclass
+import json
+import time
+
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
+
+from selfimprove_ros.bag.episode_metadata import new_episode_id
+from selfimprove_ros.core import topics
+from selfimprove_ros.core.episode_events import make_event, parse_event
+from selfimprove_ros.nodes.ros_io import RELIABLE_QOS, stamp_to_ns
+
+
+@dataclass
+class EpisodeResult:
+    """What one collected episode produced."""
+
+    episode_id: str
+    seed: int
+    outcome: str
+    ticks: int
+    bag_path: str = ''
+
+
+@dataclass
+class RunningEpisode:
+    """The episode in progress, updated by the subscriptions."""
+
+    episode_id: str
+    max_ticks: int
+    post_success_ticks: int
+    success: bool = False
+    success_tick: int = None
+    first_stamp_ns: int = None
+    ticks: int = 0
+    outcome: str = ''
+    cause: str = ''
+
+    def observe(self, stamp_ns: int, period_ns: int) -> bool:
+        """Account one robot tick; True when the episode should end now."""
+        if self.first_stamp_ns is None:
+            self.first_stamp_ns = stamp_ns
+        self.ticks = (stamp_ns - self.first_stamp_ns) // period_ns
+        if self.success and self.success_tick is None:
+            self.success_tick = self.ticks
+        if self.success_tick is not None and \
+                self.ticks >= self.success_tick + self.post_success_ticks:
+            self.outcome, self.cause = 'success', f'simulator success at tick {self.success_tick}'
+        elif self.ticks >= self.max_ticks:
+            self.outcome, self.cause = 'timeout', f'no success within {self.max_ticks} ticks'
+        return bool(self.outcome)
+
+
+class Collector(Node):
+    """Drives episodes through the graph of one robot namespace."""
+
+    def __init__(self, namespace: str, task: str, instruction: str, control_period_s: float,
+                 policy_version: str = 'scripted_expert', extra: dict = None):
+        super().__init__('collector', namespace=namespace)
+        self.task, self.instruction = task, instruction
+        self.period_ns = int(round(control_period_s * 1e9))
+        self.policy_version = policy_version
+        self.extra = extra or {}
+        self.episode = None
+        self.saved = {}
+        self.reset_client = self.create_client(Trigger, topics.SIM_RESET)
+        self.event_pub = self.create_publisher(String, topics.EPISODE_EVENTS, RELIABLE_QOS)
+        self.create_subscription(Bool, topics.SIM_SUCCESS, self.on_success, RELIABLE_QOS)
+        self.create_subscription(JointState, topics.JOINT_STATES, self.on_joints, RELIABLE_QOS)
+        self.create_subscription(String, topics.EPISODE_EVENTS, self.on_event, RELIABLE_QOS)
+
+    def on_success(self, msg: Bool):
+        """Latch the simulator's success flag for the running episode."""
+        if self.episode is not None:
+            self.episode.success = self.episode.success or msg.data
+
+    def on_joints(self, msg: JointState):
+        """Count ticks by the robot's own stamps (sim time in lockstep); end on time."""
+        episode = self.episode
+        if episode is None or episode.outcome:
+            return
+        if episode.observe(stamp_to_ns(msg.header.stamp), self.period_ns):
+            # Ending from the callback, not a polling loop, keeps the end on the right tick.
+            self.event_pub.publish(String(data=make_event(
+                'end', episode_id=episode.episode_id, outcome=episode.outcome,
+                cause=episode.cause)))
+
+    def on_event(self, msg: String):
+        """Collect the recorder's `saved` answers."""
+        try:
+            event = parse_event(msg.data)
+        except ValueError:
+            return
+        if event['event'] == 'saved':
+            self.saved[event['episode_id']] = event['path']
+
+    def wait_ready(self, executor, timeout_s: float, subscribers: int, check=None):
+        """Block until the reset service exists and `subscribers` nodes listen to events."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+            if check:
+                check()
+            if self.reset_client.service_is_ready() and \
+                    self.event_pub.get_subscription_count() >= subscribers:
+                return
+        raise TimeoutError(
+            f'node graph not ready after {timeout_s} s: reset service ready='
+            f'{self.reset_client.service_is_ready()}, event subscribers='
+            f'{self.event_pub.get_subscription_count()} of {subscribers}; see the node logs')
+
+    def run_episode(self, executor, max_ticks: int, post_success_ticks: int,
+                    check=None) -> EpisodeResult:
+        """Reset, start, run until success or max_ticks, end, and wait for the bag."""
+        future = self.reset_client.call_async(Trigger.Request())
+        executor.spin_until_future_complete(future, timeout_sec=30.0)
+        if not future.done() or not future.result().success:
+            raise RuntimeError('sim/reset did not answer within 30 s; is robot_node running?')
+        seed = json.loads(future.result().message)['seed']
+        episode = RunningEpisode(new_episode_id(), max_ticks, post_success_ticks)
+        self.episode = episode
+        self.event_pub.publish(String(data=make_event(
+            'start', episode_id=episode.episode_id, robot=self.get_namespace().strip('/'),
+            task=self.task, instruction=self.instruction, policy_version=self.policy_version,
+            seed=seed, extra=self.extra)))
+        deadline = None
+        while episode.episode_id not in self.saved:
+            executor.spin_once(timeout_sec=0.1)
+            if check:
+                check()
+            if episode.outcome and deadline is None:
+                deadline = time.monotonic() + 30.0
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        self.episode = None
+        return EpisodeResult(episode.episode_id, seed, episode.outcome, episode.ticks,
+                             self.saved.get(episode.episode_id, ''))
