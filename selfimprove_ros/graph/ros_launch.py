@@ -1,0 +1,41 @@
+"""Turn the graph description into `ros2 launch` actions (used by launch/*.launch.py).
+
+Only imported under `ros2 launch`, where the launch and launch_ros packages exist.
+"""
+
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from selfimprove_ros.graph.dds import dds_environment
+from selfimprove_ros.graph.description import PACKAGE, build_graph, config_path, load_config
+
+ARGUMENTS = {
+    'robot': ('aloha1', 'Robot namespace; one per station on a shared ROS graph'),
+    'task': ('transfer_cube', 'Task: transfer_cube or insertion'),
+    'config': ('', 'Graph config YAML (default: the one this launch file names)'),
+    'bag_dir': ('', 'Where episode bags go (default: the config\'s recorder bag_dir)'),
+    'with_expert': ('false', 'Sim: also start the scripted expert controller'),
+}
+
+
+def launch_entities(default_config: str):
+    """Launch arguments, DDS environment and an OpaqueFunction that builds the nodes."""
+    entities = [DeclareLaunchArgument(name, default_value=default, description=text)
+                for name, (default, text) in ARGUMENTS.items()]
+    entities += [SetEnvironmentVariable(key, value) for key, value in dds_environment().items()]
+    entities.append(OpaqueFunction(function=_nodes, args=[default_config]))
+    return entities
+
+
+def _nodes(context, default_config):
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    config = load_config(value['config'] or config_path(default_config))
+    overrides = {'launch': {'task': value['task']}}
+    if value['bag_dir']:
+        overrides['recorder_node'] = {'bag_dir': value['bag_dir']}
+    specs = build_graph(config, value['robot'], overrides,
+                        with_expert=value['with_expert'].lower() == 'true')
+    return [Node(package=PACKAGE, executable=spec.executable, name=spec.name,
+                 namespace=spec.namespace, parameters=[spec.parameters], output='screen')
+            for spec in specs]

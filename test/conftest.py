@@ -1,0 +1,8 @@
+"""Test isolation: each pytest process gets its own ROS domain, discovery stays on this host."""
+
+import os
+
+# Domains 1..100 keyed by pid: parallel test runs on one machine do not hear each other.
+os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('MUJOCO_GL', 'egl')
