@@ -96,7 +96,7 @@ def collect_episodes(specs, args, period_s: float):
 
 
 def build_namespace(**values):
-    """`collect`'s defaults with `values` applied (for other commands that collect)."""
+    """Return `collect`'s defaults with `values` applied (for commands that collect)."""
     import argparse
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -9,7 +9,7 @@ COMMANDS = {'collect': collect, 'bag': bag, 'demo': demo}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser with one sub-parser per command module."""
+    """Build the parser with one sub-parser per command module."""
     parser = argparse.ArgumentParser(
         prog='selfimprove',
         description='Self-improving ALOHA policies on ROS 2 (arXiv 2509.15155).')

@@ -9,7 +9,7 @@ import dataclasses
 
 
 def setting(default, help: str):
-    """A dataclass field with a default and the description its ROS parameter will carry."""
+    """Make a dataclass field with a default and its ROS parameter's description."""
     if isinstance(default, (list, dict)):
         value = default
         return dataclasses.field(default_factory=lambda: list(value) if isinstance(value, list)

@@ -29,15 +29,15 @@ class ObservationSync:
             self._value[source] = value
 
     def complete(self, stamp_ns: int) -> bool:
-        """True when every source has a sample stamped at or after `stamp_ns`."""
+        """Tell whether every source has a sample stamped at or after `stamp_ns`."""
         return all(s is not None and s >= stamp_ns for s in self._stamp.values())
 
     def missing(self, stamp_ns: int) -> list:
-        """Sources still lacking a sample for `stamp_ns`."""
+        """List the sources still lacking a sample for `stamp_ns`."""
         return [name for name, s in self._stamp.items() if s is None or s < stamp_ns]
 
     def latest(self, source: str):
-        """The newest value of `source` (None before any)."""
+        """Return the newest value of `source` (None before any)."""
         return self._value.get(source)
 
 

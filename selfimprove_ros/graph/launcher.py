@@ -67,7 +67,7 @@ class GraphRunner:
                                f'of {self._log_path(spec)}:\n{self.log_tail(spec)}')
 
     def log_tail(self, spec, lines: int = 15) -> str:
-        """The last lines a node printed."""
+        """Return the last lines a node printed."""
         try:
             with open(self._log_path(spec)) as stream:
                 return ''.join(stream.readlines()[-lines:])

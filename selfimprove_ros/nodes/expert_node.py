@@ -73,12 +73,12 @@ class ExpertNode(Node):
         self.try_act(force=False)
 
     def on_joint_states(self, msg: JointState):
-        """Joint states are one input of the observation."""
+        """Count joint states as one input of the observation."""
         self.sync.add('joint_states', stamp_to_ns(msg.header.stamp))
         self.try_act(force=False)
 
     def on_image(self, camera: str, msg: Image):
-        """A camera frame is one input of the observation."""
+        """Count a camera frame as one input of the observation."""
         self.sync.add(camera, stamp_to_ns(msg.header.stamp))
         self.try_act(force=False)
 

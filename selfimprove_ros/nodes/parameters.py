@@ -27,5 +27,5 @@ def declare_config(node, config_class, prefix: str = ''):
 
 
 def config_as_dict(config) -> dict:
-    """A config dataclass as a plain dict (for logging what a node runs with)."""
+    """Return a config dataclass as a plain dict (to log what a node runs with)."""
     return dataclasses.asdict(config)

@@ -57,7 +57,7 @@ class RecorderNode(Node):
                           reliability=qos.reliability, durability=qos.durability)
 
     def full_name(self, spec) -> str:
-        """The resolved topic name, as `ros2 bag record` would store it."""
+        """Return the resolved topic name, as `ros2 bag record` would store it."""
         return self.resolve_topic_name(spec.name)
 
     def on_message(self, spec, data: bytes):

@@ -94,12 +94,12 @@ class AlohaSim:
 
     @property
     def model(self):
-        """The underlying `mujoco.MjModel`."""
+        """Return the underlying `mujoco.MjModel`."""
         return self.physics.model.ptr
 
     @property
     def data(self):
-        """The underlying `mujoco.MjData`."""
+        """Return the underlying `mujoco.MjData`."""
         return self.physics.data.ptr
 
     def reset(self, seed: int):
@@ -140,15 +140,15 @@ class AlohaSim:
 
     @property
     def time_s(self) -> float:
-        """Simulated time since reset [s]."""
+        """Return the simulated time since reset [s]."""
         return self.tick * self.config.control_period_s
 
     def joint_positions(self):
-        """The 14 joint positions in contract order [rad, gripper 0..1]."""
+        """Return the 14 joint positions in contract order [rad, gripper 0..1]."""
         return joints_from_qpos(self.data.qpos)
 
     def joint_velocities(self):
-        """The 14 joint velocities [rad/s, gripper opening/s]."""
+        """Return the 14 joint velocities [rad/s, gripper opening/s]."""
         qvel = self.data.qvel
         out = np.empty(NUM_JOINTS)
         span = _FINGER_OPEN_M - _FINGER_CLOSED_M
@@ -158,7 +158,7 @@ class AlohaSim:
         return out
 
     def full_qpos(self):
-        """Every generalised position (arms, fingers, free objects): enough to render a frame."""
+        """Return every generalised position (arms, fingers, objects): enough to render."""
         return self.data.qpos.copy()
 
 
