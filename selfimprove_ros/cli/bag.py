@@ -36,16 +36,14 @@ def run_info(args) -> int:
 
 
 def run_check(args) -> int:
-    """Print each bag's problems; exit 1 if there are any."""
+    """Print each bag's problems; exit 1 if any bag has an error (warnings only print)."""
     from selfimprove_ros.bag.inspection import check_bag
     failed = 0
     for path in args.bags:
         problems = check_bag(path, expected_topics=args.expect, max_gap_s=args.max_gap_s)
-        if not problems:
-            print(f'OK      {path}')
-            continue
-        failed += 1
-        print(f'PROBLEM {path}')
+        errors = [p for p in problems if p.severity == 'error']
+        failed += bool(errors)
+        print(f'{"PROBLEM" if errors else "OK":7s} {path}')
         for problem in problems:
             print(f'  - {problem}')
     if failed:
