@@ -289,14 +289,20 @@ def _topic_problems(reader, times, expected):
     return problems
 
 
+# Topics that carry events, not streams: silence on them is normal, so no gap check.
+EVENT_TOPIC_SUFFIXES = ('episode/events', 'estop')
+
+
 def _gap_problems(times, max_gap_s):
-    """Flag topics silent for longer than `max_gap_s`, also at the start or end of the bag."""
+    """Flag streams silent for longer than `max_gap_s`, also at the start or end of the bag."""
     stamps = [t for series in times.values() for t in series]
     if not stamps:
         return []
     start, end = min(stamps), max(stamps)
     problems = []
     for name, series in times.items():
+        if name.endswith(EVENT_TOPIC_SUFFIXES):
+            continue
         edges = [start] + sorted(series) + [end]
         gaps = [(b - a, a) for a, b in zip(edges, edges[1:]) if b - a > max_gap_s * 1e9]
         if gaps:
