@@ -157,6 +157,7 @@ class EpisodeBagWriter:
         self._schemas = {}
         self._lock = threading.Lock()
         self._pending_since = None
+        self._pending_log_ns = None
         self._error = None
         self._closed = False
         self._stop = threading.Event()
@@ -231,7 +232,11 @@ class EpisodeBagWriter:
             now = time.monotonic()
             if self._pending_since is None:
                 self._pending_since = now
-            elif now - self._pending_since >= self.max_chunk_s:
+                self._pending_log_ns = log_time_ns
+            # Bounded in wall time and in log time: a simulator in lockstep runs its clock
+            # faster than the wall, and the loss that matters is episode time.
+            elif now - self._pending_since >= self.max_chunk_s or \
+                    log_time_ns - self._pending_log_ns >= self.max_chunk_s * 1e9:
                 self._flush_locked()
 
     def flush(self):
