@@ -2,7 +2,11 @@
 
 import os
 
+from selfimprove_ros.graph.dds import dds_environment
+
 # Domains 1..100 keyed by pid: parallel test runs on one machine do not hear each other.
 os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('MUJOCO_GL', 'egl')
+# The test process talks to the nodes over the same transport they use.
+os.environ.update(dds_environment())
