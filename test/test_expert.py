@@ -1,15 +1,11 @@
 """Tests of the scripted joint-space expert on gym-aloha's MuJoCo scenes."""
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault('MUJOCO_GL', 'egl')
-
-from selfimprove_ros.core.joints import GRIPPER_INDICES, NUM_JOINTS  # noqa: E402
-from selfimprove_ros.sim.aloha_sim import AlohaSim, SimConfig  # noqa: E402
-from selfimprove_ros.sim.expert import ExpertConfig, ScriptedExpert  # noqa: E402
+from selfimprove_ros.core.joints import GRIPPER_INDICES, NUM_JOINTS
+from selfimprove_ros.sim.aloha_sim import AlohaSim, SimConfig
+from selfimprove_ros.sim.expert import ExpertConfig, ScriptedExpert
 
 # Seeds apart from those the waypoints were tuned on (0..39).
 SEEDS = range(1000, 1020)

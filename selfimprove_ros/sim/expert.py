@@ -6,6 +6,9 @@ it solves inverse kinematics (damped least squares on a private copy of the task
 few Cartesian waypoints of each gripper and interpolates the joints between them at the control
 period. The plan depends only on the initial state, so it can be computed once from the first
 simulator state and replayed tick by tick.
+
+Open-loop precision comes from modelling the position servos rather than from feedback: the
+targets add the gravity droop (torque / kp) and lead the motion by each joint's measured lag.
 """
 
 from dataclasses import dataclass
@@ -28,12 +31,11 @@ _REST_Z = {'box': 0.02, 'peg': 0.01, 'socket': 0.022}
 _OPEN, _CLOSED = 1.0, 0.0
 _DOWN = np.pi / 2  # pitch of a gripper pointing straight down
 # How far ahead [s] each joint is commanded. The servos trail a moving target, the waist and
-# shoulder most (their friction loss is high for their gain): measured on ramps, the same at
-# 0.02 and 0.1 s ticks. Without it the peg misses the socket by ~1 cm.
+# shoulder most (friction loss high for their gain): lags measured on ramps, the same at 0.02
+# and 0.1 s ticks. Without the lead the socket misses the peg by ~1 cm.
 _LEAD_S = np.tile([0.15, 0.08, 0.02, 0.07, 0.02, 0.0, 0.0], 2)
 # Knot spacing [s] of the injected noise: a slow drift, like a hesitant operator.
 _NOISE_KNOT_S = 0.4
-_CAP = True
 _ARM = np.tile([1.0] * 6 + [0.0], 2)  # mask of the arm joints (no grippers)
 
 
@@ -111,6 +113,7 @@ class _ArmIK:
         return q
 
     def lag_cap(self, side):
+        """Largest lag [rad] of one arm's servos: friction loss / kp, once the friction slips."""
         cols = slice(_ARM_ADR[side], _ARM_ADR[side] + 6)
         return self.model.dof_frictionloss[cols] / self.model.actuator_gainprm[cols, 0]
 
@@ -147,20 +150,20 @@ def _transfer_cube_waypoints(qpos):
     meet = np.array([0.05, 0.5, 0.22])
     held = meet - [0, 0, 0.005]
     right = _pick_and_carry(box, meet) + [
-        (5.8, meet, _DOWN, 0.0, _CLOSED),                   # until the left has closed
-        (6.1, meet, _DOWN, 0.0, _OPEN),
-        (6.8, meet + [0.06, 0, 0.04], _DOWN, 0.0, _OPEN),   # back off
+        (6.0, meet, _DOWN, 0.0, _CLOSED),                   # until the left has closed
+        (6.3, meet, _DOWN, 0.0, _OPEN),
+        (7.0, meet + [0.06, 0, 0.04], _DOWN, 0.0, _OPEN),   # back off
     ]
     # The left gripper comes in level, rolled so that its fingers close on the box's top and
     # bottom: their narrow tips fit between the right fingers, which hold the sides.
     side = (0.0, np.pi / 2)
     left = [
         (2.0, held - [0.12, 0, 0], *side, _OPEN),
-        (4.6, held - [0.12, 0, 0], *side, _OPEN),           # wait for the box to arrive
-        (5.3, held, *side, _OPEN),
-        (5.7, held, *side, _CLOSED),
-        (6.1, held, *side, _CLOSED),
-        (6.8, held - [0.1, 0, 0], *side, _CLOSED),
+        (4.4, held - [0.12, 0, 0], *side, _OPEN),           # wait for the box to arrive
+        (5.6, held, *side, _OPEN),
+        (6.0, held, *side, _CLOSED),
+        (6.3, held, *side, _CLOSED),
+        (7.0, held - [0.1, 0, 0], *side, _CLOSED),
     ]
     return left, right, 7.0
 
@@ -204,14 +207,16 @@ class ScriptedExpert:
         self._plan = None
 
     def plan(self, full_qpos) -> np.ndarray:
-        """Plan the episode from its initial full qpos; return [T, 14] joint targets."""
+        """Plan the episode from its initial full qpos; return [T, 14] joint targets.
+
+        The objects' x, y place the grasps; the arms start from their joints in `full_qpos`.
+        """
         qpos = np.asarray(full_qpos, dtype=np.float64)
         if qpos.shape != (self._ik.model.nq,):
             raise ValueError(f'full_qpos has shape {qpos.shape}; task {self.config.task!r} '
                              f'needs ({self._ik.model.nq},)')
         left, right, duration = _WAYPOINTS[self.config.task](qpos)
         start = joints_from_qpos(qpos)
-        self._ik.data.qpos[:] = qpos
         dt = self.config.control_period_s
         # A target is held for a whole tick, so it is the plan at the tick's middle.
         tick_t = dt * (np.arange(int(round(duration / dt))) + 0.5)
@@ -229,7 +234,8 @@ class ScriptedExpert:
             ahead = np.column_stack([
                 _eased(tick_t + _LEAD_S[first + j], knot_t, knots[:, j:j + 1])[:, 0]
                 for j in range(7)])
-            cap = np.append(self._ik.lag_cap(side), np.inf) if _CAP else np.inf
+            # A lead beyond the lag the servo can have would only bend fast moves off course.
+            cap = np.append(self._ik.lag_cap(side), np.inf)
             plan[:, first:first + 7] = now + np.clip(ahead - now, -cap, cap)
         plan += self._noise(tick_t) * _ARM
         self._plan = np.clip(plan, LOWER_LIMITS, UPPER_LIMITS)
