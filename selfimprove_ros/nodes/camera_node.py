@@ -18,8 +18,8 @@ from selfimprove_ros.camera.sources import OpenCVSource, RealSenseSource, resize
 from selfimprove_ros.core import topics
 from selfimprove_ros.core.frame_stats import FrameStats
 from selfimprove_ros.nodes.parameters import declare_config
-from selfimprove_ros.nodes.ros_io import (RELIABLE_QOS, SENSOR_QOS, image_msg, image_to_rgb,
-                                          stamp_to_ns, time_msg)
+from selfimprove_ros.nodes.ros_io import (image_msg, image_to_rgb, RELIABLE_QOS, run_node,
+                                          SENSOR_QOS, stamp_to_ns, time_msg)
 
 
 class CameraNode(Node):
@@ -102,7 +102,7 @@ class CameraNode(Node):
             values=[KeyValue(key=k, value=f'{v:.3f}') for k, v in summary.items()])
         self.diag_pub.publish(DiagnosticArray(header=Header(stamp=now.to_msg()), status=[status]))
 
-    def close(self):
+    def shutdown(self):
         """Stop the capture thread and release the device or renderer."""
         if self.device is not None:
             self.running = False
@@ -113,19 +113,7 @@ class CameraNode(Node):
 
 def main(args=None):
     """Run camera_node."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CameraNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(CameraNode, args)
 
 
 if __name__ == '__main__':

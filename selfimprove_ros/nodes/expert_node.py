@@ -7,7 +7,6 @@ joint targets, stamped with the observation they answer. It stops commanding at 
 
 import time
 
-import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
@@ -16,7 +15,7 @@ from selfimprove_ros.core import topics
 from selfimprove_ros.core.episode_events import parse_event
 from selfimprove_ros.core.observation_sync import ObservationSync, SyncConfig
 from selfimprove_ros.nodes.parameters import declare_config
-from selfimprove_ros.nodes.ros_io import (RELIABLE_QOS, SENSOR_QOS, joint_state_msg,
+from selfimprove_ros.nodes.ros_io import (run_node, RELIABLE_QOS, SENSOR_QOS, joint_state_msg,
                                           stamp_to_ns, time_msg)
 from selfimprove_ros.sim.expert import ExpertConfig, ScriptedExpert
 
@@ -106,18 +105,7 @@ class ExpertNode(Node):
 
 def main(args=None):
     """Run expert_node."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ExpertNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(ExpertNode, args)
 
 
 if __name__ == '__main__':

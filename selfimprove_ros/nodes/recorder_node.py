@@ -7,7 +7,6 @@ Between episodes nothing is written. On shutdown an open episode is closed as 'a
 
 import os
 
-import rclpy
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from rclpy.qos import QoSProfile
@@ -19,7 +18,7 @@ from selfimprove_ros.bag.recorder_config import RecorderConfig
 from selfimprove_ros.core import topics
 from selfimprove_ros.core.episode_events import make_event, parse_event
 from selfimprove_ros.nodes.parameters import declare_config
-from selfimprove_ros.nodes.ros_io import message_class, QOS, RELIABLE_QOS
+from selfimprove_ros.nodes.ros_io import run_node, message_class, QOS, RELIABLE_QOS
 
 _BAG_QOS = {
     'sensor': {'history': 'keep_last', 'depth': 1, 'reliability': 'best_effort',
@@ -107,23 +106,15 @@ class RecorderNode(Node):
             'saved', episode_id=writer.episode.episode_id, path=os.path.abspath(path),
             outcome=outcome)))
 
+    def shutdown(self):
+        """Close an open episode as aborted so its bag is complete."""
+        if self.writer is not None:
+            self.writer.finish('aborted', 'recorder shut down during the episode')
+
 
 def main(args=None):
     """Run recorder_node."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None and node.writer is not None:
-            node.writer.finish('aborted', 'recorder shut down during the episode')
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(RecorderNode, args)
 
 
 if __name__ == '__main__':

@@ -10,7 +10,6 @@ answered the newest observation, so collection and practice run faster than real
 import json
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -22,7 +21,7 @@ from selfimprove_ros.core import topics
 from selfimprove_ros.core.joints import order_by_name
 from selfimprove_ros.core.safety import GuardState, SafetyConfig, SafetyGuard
 from selfimprove_ros.nodes.parameters import declare_config
-from selfimprove_ros.nodes.ros_io import (LATCHED_QOS, RELIABLE_QOS, joint_state_msg,
+from selfimprove_ros.nodes.ros_io import (run_node, LATCHED_QOS, RELIABLE_QOS, joint_state_msg,
                                           stamp_to_ns, time_msg)
 from selfimprove_ros.robot.backends import InterbotixBackend, SimBackend
 from selfimprove_ros.robot.robot_config import RobotConfig
@@ -154,22 +153,14 @@ class RobotNode(Node):
         response.message = json.dumps({'seed': seed, 'time_ns': self.now_ns()})
         return response
 
+    def shutdown(self):
+        """Release the backend."""
+        self.backend.close()
+
 
 def main(args=None):
     """Run robot_node."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RobotNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.backend.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(RobotNode, args)
 
 
 if __name__ == '__main__':

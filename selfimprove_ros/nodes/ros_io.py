@@ -75,3 +75,21 @@ def image_to_rgb(msg: Image) -> np.ndarray:
 def time_msg(nanoseconds: int):
     """Nanoseconds -> builtin_interfaces/Time."""
     return Time(nanoseconds=nanoseconds).to_msg()
+
+
+def run_node(node_class, args=None):
+    """Init rclpy, spin one node until Ctrl-C, then its `shutdown()` (if any) and cleanup."""
+    import rclpy
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            getattr(node, 'shutdown', lambda: None)()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
