@@ -51,6 +51,8 @@ def test_events_round_trip_and_reject_incomplete():
     assert parse_event(text)['seed'] == 3
     with pytest.raises(ValueError, match='lacks'):
         make_event('end', episode_id='e1')
+    with pytest.raises(ValueError, match='lacks'):
+        make_event('recording', episode_id='e1')
     with pytest.raises(ValueError, match='unknown'):
         parse_event(json.dumps({'event': 'explode'}))
     with pytest.raises(ValueError, match='not JSON'):

@@ -45,6 +45,7 @@ class Collector(Node):
         self.extra = extra or {}
         self.episode = None
         self.saved = {}
+        self.recording = {}
         self.reset_client = self.create_client(Trigger, topics.SIM_RESET)
         self.event_pub = self.create_publisher(String, topics.EPISODE_EVENTS, RELIABLE_QOS)
         self.create_subscription(Bool, topics.SIM_SUCCESS, self.on_success, RELIABLE_QOS)
@@ -68,13 +69,15 @@ class Collector(Node):
                 cause=episode.cause)))
 
     def on_event(self, msg: String):
-        """Collect the recorder's `saved` answers."""
+        """Collect the recorder's `recording` and `saved` answers."""
         try:
             event = parse_event(msg.data)
         except ValueError:
             return
         if event['event'] == 'saved':
             self.saved[event['episode_id']] = event['path']
+        elif event['event'] == 'recording':
+            self.recording[event['episode_id']] = event['path']
 
     def wait_ready(self, executor, timeout_s: float, subscribers: int, check=None):
         """Block until the reset service exists and `subscribers` nodes listen to events."""
@@ -91,6 +94,26 @@ class Collector(Node):
             f'{self.reset_client.service_is_ready()}, event subscribers='
             f'{self.event_pub.get_subscription_count()} of {subscribers}; see the node logs')
 
+    def announce_start(self, executor, episode_id: str, seed: int, check=None,
+                       timeout_s: float = 10.0, repeat_s: float = 0.5):
+        """Publish `start` until the recorder acknowledges it with `recording`."""
+        start = String(data=make_event(
+            'start', episode_id=episode_id, robot=self.get_namespace().strip('/'),
+            task=self.task, instruction=self.instruction, policy_version=self.policy_version,
+            seed=seed, extra=self.extra))
+        deadline = time.monotonic() + timeout_s
+        while episode_id not in self.recording:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f'recorder_node did not acknowledge episode {episode_id} within '
+                    f'{timeout_s} s; check that it runs in {self.get_namespace()} (its log)')
+            self.event_pub.publish(start)
+            repeat_at = time.monotonic() + repeat_s
+            while episode_id not in self.recording and time.monotonic() < repeat_at:
+                executor.spin_once(timeout_sec=0.05)
+                if check:
+                    check()
+
     def run_episode(self, executor, max_ticks: int, post_success_ticks: int,
                     check=None) -> EpisodeResult:
         """Reset, start, run until success or max_ticks, end, and wait for the bag."""
@@ -101,10 +124,7 @@ class Collector(Node):
         seed = json.loads(future.result().message)['seed']
         episode = RunningEpisode(new_episode_id(), max_ticks, post_success_ticks)
         self.episode = episode
-        self.event_pub.publish(String(data=make_event(
-            'start', episode_id=episode.episode_id, robot=self.get_namespace().strip('/'),
-            task=self.task, instruction=self.instruction, policy_version=self.policy_version,
-            seed=seed, extra=self.extra)))
+        self.announce_start(executor, episode.episode_id, seed, check)
         deadline = None
         while episode.episode_id not in self.saved:
             executor.spin_once(timeout_sec=0.1)

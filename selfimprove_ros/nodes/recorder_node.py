@@ -75,6 +75,10 @@ class RecorderNode(Node):
             self.get_logger().error(f'ignoring malformed episode event: {error}')
             return
         if event['event'] == 'start':
+            if self.writer is not None and \
+                    self.writer.episode.episode_id == event['episode_id']:
+                self.acknowledge()  # a repeated start: the first acknowledgement was lost
+                return
             if self.writer is not None:
                 self.close('aborted', 'a new episode started before this one ended', now_ns)
             self.open(event, now_ns)
@@ -96,6 +100,13 @@ class RecorderNode(Node):
         for spec in self.specs:
             self.writer.add_topic(self.full_name(spec), spec.msgtype, _BAG_QOS[spec.qos])
         self.get_logger().info(f'episode {episode.episode_id}: recording to {self.writer.path}')
+        self.acknowledge()
+
+    def acknowledge(self):
+        """Tell the episode's starter that the bag is open."""
+        self.event_pub.publish(String(data=make_event(
+            'recording', episode_id=self.writer.episode.episode_id,
+            path=os.path.abspath(self.writer.path))))
 
     def close(self, outcome: str, cause: str, now_ns: int):
         """Finish the open bag and announce where it is."""
