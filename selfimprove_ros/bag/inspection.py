@@ -290,7 +290,7 @@ def _topic_problems(reader, times, expected):
 
 
 # Topics that carry events, not streams: silence on them is normal, so no gap check.
-EVENT_TOPIC_SUFFIXES = ('episode/events', 'estop')
+EVENT_TOPIC_SUFFIXES = ('episode/events', 'estop', 'policy/action_tokens')
 
 
 def _gap_problems(times, max_gap_s):

@@ -16,6 +16,9 @@ SIM_STATE = 'sim/state'
 SIM_SUCCESS = 'sim/success'
 SIM_RESET = 'sim/reset'
 EPISODE_EVENTS = 'episode/events'
+# JSON per decision tick: {"stamp_ns", "version", "tokens": [chunk*14]} (std_msgs/String), so
+# every recorded step is attributed to exactly the model that sampled it.
+POLICY_ACTIONS = 'policy/action_tokens'
 DIAGNOSTICS = '/diagnostics'
 
 
@@ -43,6 +46,7 @@ def contract(cameras=CAMERA_NAMES, sim=True):
         TopicSpec(ESTOP, 'std_msgs/msg/Bool', 'latched'),
         TopicSpec(SAFETY_STATUS, 'diagnostic_msgs/msg/DiagnosticStatus', 'reliable'),
         TopicSpec(EPISODE_EVENTS, 'std_msgs/msg/String', 'reliable'),
+        TopicSpec(POLICY_ACTIONS, 'std_msgs/msg/String', 'reliable'),
     ]
     if sim:
         specs += [TopicSpec(SIM_STATE, 'sensor_msgs/msg/JointState', 'reliable'),
