@@ -1,0 +1,98 @@
+"""Pure logic of the runtime: token sampling, success debouncing, rewards, episode phases."""
+
+import numpy as np
+import pytest
+
+from selfimprove_ros.core.episode_state import EpisodeStateMachine, Phase, TransitionError
+from selfimprove_ros.core.rewards import discounted_returns, step_rewards
+from selfimprove_ros.core.success_detection import SuccessConfig, SuccessDetector
+from selfimprove_ros.runtime.token_sampling import sample_tokens
+
+
+def test_greedy_sampling_takes_the_argmax_and_reports_its_log_prob():
+    logits = np.array([[0.0, 2.0, 1.0], [5.0, 0.0, 0.0]])
+    tokens, logp = sample_tokens(logits, 0.0, np.random.default_rng(0))
+    assert tokens.tolist() == [1, 0]
+    expected = logits[0, 1] - np.log(np.exp(logits[0]).sum())
+    assert logp[0] == pytest.approx(expected)
+
+
+def test_sampling_follows_the_categorical_distribution():
+    probs = np.array([0.1, 0.6, 0.3])
+    logits = np.tile(np.log(probs), (20000, 1))
+    tokens, _ = sample_tokens(logits, 1.0, np.random.default_rng(1))
+    frequencies = np.bincount(tokens, minlength=3) / len(tokens)
+    assert np.allclose(frequencies, probs, atol=0.02)
+    cold, _ = sample_tokens(logits, 0.2, np.random.default_rng(1))
+    assert np.mean(cold == 1) > 0.95  # low temperature concentrates on the mode
+
+
+def test_sampling_rejects_broken_logits_and_temperatures():
+    with pytest.raises(ValueError, match='NaN'):
+        sample_tokens(np.array([[np.nan, 0.0]]), 1.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match='temperature'):
+        sample_tokens(np.zeros((1, 2)), -1.0, np.random.default_rng(0))
+
+
+def test_success_needs_k_consecutive_evaluations_under_the_threshold():
+    detector = SuccessDetector(SuccessConfig(threshold_steps=2.0, consecutive=3))
+    verdicts = [detector.update(d) for d in (5, 1.5, 1.0, 9, 2.0, float('nan'), 1, 1, 0.5, 20)]
+    assert verdicts == [False] * 8 + [True, True]  # latched after the third in a row
+    detector.reset()
+    assert not detector.update(0.0)
+
+
+def test_rewards_and_returns_match_a_hand_worked_episode():
+    d = np.array([10.0, 8.0, 9.0, 4.0])  # three decisions and the final observation
+    rewards = step_rewards(d)
+    assert rewards.tolist() == [2.0, -1.0, 5.0]
+    returns = discounted_returns(rewards, gamma=0.9)
+    assert returns[2] == pytest.approx(5.0)
+    assert returns[1] == pytest.approx(-1.0 + 0.9 * 5.0)
+    assert returns[0] == pytest.approx(2.0 + 0.9 * (-1.0) + 0.81 * 5.0)
+    bonus = step_rewards(d, success_bonus=1.5, succeeded_at_end=True)
+    assert bonus[-1] == pytest.approx(6.5) and bonus[0] == 2.0
+    with pytest.raises(ValueError):
+        step_rewards(np.array([1.0]))
+    with pytest.raises(ValueError):
+        discounted_returns(rewards, 1.5)
+
+
+def test_episode_cycle_through_every_ending():
+    for end, expected in (('success', Phase.SUCCESS), ('abort', Phase.ABORTED),
+                          ('fault', Phase.FAULT), ('timeout', Phase.TIMEOUT)):
+        machine = EpisodeStateMachine(max_ticks=3)
+        assert machine.reset_done().phase is Phase.READY
+        assert machine.start('e1').phase is Phase.RUNNING
+        if end == 'success':
+            machine.success('d <= s')
+        elif end == 'abort':
+            machine.abort()
+        elif end == 'fault':
+            machine.fault('camera cam_high stale')
+        else:
+            assert machine.tick() is None and machine.tick() is None
+            assert machine.tick().phase is Phase.TIMEOUT
+        assert machine.phase is expected and machine.outcome == expected.value
+        assert machine.finished().phase is Phase.WAITING_FOR_RESET
+
+
+def test_illegal_requests_explain_themselves_and_change_nothing():
+    machine = EpisodeStateMachine(max_ticks=10)
+    with pytest.raises(TransitionError, match='reset the scene'):
+        machine.start('e1')
+    machine.reset_done()
+    with pytest.raises(TransitionError, match='waiting|ready'):
+        machine.reset_done()
+    assert machine.phase is Phase.READY
+    # A fault or abort while ready sends the robot back to a reset.
+    assert machine.fault('e-stop').phase is Phase.WAITING_FOR_RESET
+    machine.reset_done()
+    assert machine.abort().phase is Phase.WAITING_FOR_RESET
+    machine.reset_done()
+    machine.start('e2')
+    machine.success('detected')
+    assert machine.fault('late fault') is None and machine.success('again') is None
+    assert machine.tick() is None and machine.phase is Phase.SUCCESS
+    with pytest.raises(TransitionError):
+        machine.abort()
