@@ -2,10 +2,10 @@
 
 `start` opens an episode (the recorder opens a bag, controllers start acting), `recording` is the
 recorder's acknowledgement (whoever started the episode repeats `start` until it arrives, because
-a DDS reader can miss the first messages of a writer it has not fully matched yet), `end` closes
-it with an outcome, `saved` is the recorder's answer naming the bag it wrote. JSON in a String keeps
-the package free of custom message types (ament_python cannot generate them) while staying
-readable in `ros2 topic echo` and in every bag.
+a DDS reader can miss the first messages of a writer it has not fully matched yet), `end`
+closes it with an outcome, `saved` is the recorder's answer naming the bag it wrote. JSON in a
+String keeps the package free of custom message types (ament_python cannot generate them)
+while staying readable in `ros2 topic echo` and in every bag.
 """
 
 import json

@@ -64,7 +64,7 @@ class EpisodeStateMachine:
             raise TransitionError(f'cannot {action} while {self.phase.value}; {hint}')
 
     def reset_done(self, cause: str = 'scene reset confirmed') -> Transition:
-        """The scene is reset (operator confirmed, or the simulator re-seeded)."""
+        """Accept that the scene is reset (operator confirmed, or the simulator re-seeded)."""
         self._require('confirm a reset', Phase.WAITING_FOR_RESET)
         return self._move(Phase.READY, cause)
 
@@ -84,7 +84,7 @@ class EpisodeStateMachine:
         return None
 
     def success(self, cause: str):
-        """End the running episode as a success (ignored in any other phase)."""
+        """End the running episode as succeeded (ignored in any other phase)."""
         if self.phase is not Phase.RUNNING:
             return None
         return self._move(Phase.SUCCESS, cause)
@@ -97,7 +97,7 @@ class EpisodeStateMachine:
         return self._move(Phase.ABORTED, cause)
 
     def fault(self, cause: str):
-        """End on a fault (stale camera, safety hold, e-stop); ignored once ended."""
+        """End the episode on a fault (stale camera, safety hold, e-stop); ignored once ended."""
         if self.phase is Phase.RUNNING:
             return self._move(Phase.FAULT, cause)
         if self.phase is Phase.READY:

@@ -22,7 +22,7 @@ class Episode:
     policy_version: str
     outcome: str                      # success | timeout | aborted | fault | unknown
     tick_ns: np.ndarray               # [T] int64, ROS time of each tick [ns]
-    joints: np.ndarray                # [T, 14] float32 measured joint positions [rad; gripper 0..1]
+    joints: np.ndarray                # [T, 14] float32 measured positions [rad; gripper 0..1]
     actions: np.ndarray               # [T, 14] float32 commanded targets chosen at tick t
     images: dict                      # camera name -> [T, H, W, 3] uint8 RGB
     success_tick: Optional[int] = None  # first tick at which the task was achieved, if ever
