@@ -1,0 +1,99 @@
+"""The model directory contract: `manifest.json` beside `policy.onnx` and/or `reward.onnx`.
+
+A model directory is published whole (written under a temporary name, then renamed), and the
+manifest names every file with its sha256, so a reader never runs half a model or a file that
+was replaced after export. `verify_model_dir` is what the robot runs before loading anything.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+
+FORMAT = 'selfimprove_ros/model/1'
+MANIFEST = 'manifest.json'
+
+
+def sha256_of(path: str) -> str:
+    """Return the hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(model_dir: str) -> dict:
+    """Read and sanity-check a model directory's manifest (no hashing)."""
+    path = os.path.join(model_dir, MANIFEST)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{model_dir} has no {MANIFEST}; export the model with '
+                                '`selfimprove export` (a model directory is not a bare .onnx)')
+    try:
+        with open(path) as handle:
+            manifest = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{path} is not valid JSON ({error}); re-export the model') from error
+    if manifest.get('format') != FORMAT:
+        raise ValueError(f'{path} has format {manifest.get("format")!r}, expected {FORMAT!r}; '
+                         'it was written by another tool or version')
+    for key in ('version', 'files', 'codec'):
+        if key not in manifest:
+            raise ValueError(f'{path} lacks {key!r}; re-export the model')
+    return manifest
+
+
+def verify_model_dir(model_dir: str, required=('policy.onnx',)) -> dict:
+    """Check that the manifest lists `required` files and that every listed file's sha256 matches.
+
+    Return the manifest; raise ValueError naming the file and both hashes on any mismatch.
+    """
+    manifest = read_manifest(model_dir)
+    missing = [name for name in required if name not in manifest['files']]
+    if missing:
+        raise ValueError(f'model {manifest["version"]} in {model_dir} has no {missing} '
+                         f'(it has {sorted(manifest["files"])})')
+    for name, entry in manifest['files'].items():
+        path = os.path.join(model_dir, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'{path} is listed in the manifest but missing')
+        actual = sha256_of(path)
+        if actual != entry['sha256']:
+            raise ValueError(f'{path}: sha256 {actual[:16]}... does not match the manifest\'s '
+                             f'{entry["sha256"][:16]}...; the file is corrupt or was replaced '
+                             'after export; re-export or copy the directory again')
+    return manifest
+
+
+def publish_model_dir(files: dict, manifest: dict, out_dir: str) -> str:
+    """Write `files` {name: source path} and the manifest into `out_dir` atomically.
+
+    Everything goes into a temporary sibling directory first, which is renamed into place only
+    once complete; `out_dir` must not exist yet (versions are immutable).
+    """
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir):
+        raise FileExistsError(f'{out_dir} exists; model directories are immutable, choose a new '
+                              'one (or delete it first)')
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(out_dir)}.', dir=parent)
+    try:
+        manifest = dict(manifest, format=FORMAT, files={},
+                        created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
+        for name, source in files.items():
+            target = os.path.join(staging, name)
+            shutil.copyfile(source, target)
+            manifest['files'][name] = {'sha256': sha256_of(target),
+                                       'bytes': os.path.getsize(target)}
+        with open(os.path.join(staging, MANIFEST), 'w') as handle:
+            json.dump(manifest, handle, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir

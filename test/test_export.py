@@ -1,0 +1,79 @@
+"""Export: ONNX parity with torch, atomic model directories, manifests the loader verifies."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from model_factory import tiny_model_dir
+from selfimprove_ros.model.manifest import read_manifest, verify_model_dir
+from selfimprove_ros.model.onnx_export import example_inputs, INPUT_NAMES
+from selfimprove_ros.runtime.onnx_model import load_model, ModelRejected
+
+
+@pytest.fixture(scope='module')
+def model_dir(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory.mktemp('models') / 'v1')
+
+
+def test_exported_graphs_match_torch_on_new_inputs(model_dir):
+    import onnxruntime as ort
+    path, codec, model = model_dir
+    arrays = example_inputs(codec, batch=5, seed=42)
+    with torch.no_grad():
+        logits, steps_logits = model(*(torch.from_numpy(a) for a in arrays))
+    feeds = dict(zip(INPUT_NAMES, arrays))
+    policy = ort.InferenceSession(os.path.join(path, 'policy.onnx'))
+    assert np.allclose(policy.run(None, feeds)[0], logits.numpy(), atol=1e-4)
+    reward = ort.InferenceSession(os.path.join(path, 'reward.onnx'))
+    probs, expectation = reward.run(None, feeds)
+    expected = steps_logits.softmax(-1).numpy()
+    assert np.allclose(probs, expected, atol=1e-5)
+    assert np.allclose(expectation, expected @ codec.steps.values, atol=1e-3)
+    manifest = read_manifest(path)
+    assert manifest['parity']['max_abs_error']['policy.onnx'] <= manifest['parity']['tolerance']
+    assert manifest['codec']['cameras'] == ['cam_high']
+    assert manifest['signature']['policy.onnx'][0]['shape'] == ['batch', 28, 16]
+
+
+def test_model_directories_are_immutable_and_leave_no_partial_files(model_dir, tmp_path):
+    path, _, _ = model_dir
+    with pytest.raises(FileExistsError, match='immutable'):
+        tiny_model_dir(path)
+    assert not [name for name in os.listdir(os.path.dirname(path)) if name.startswith('.')]
+
+
+def test_a_modified_file_fails_the_sha256_check(model_dir, tmp_path):
+    path, _, _ = model_dir
+    copy = tmp_path / 'copy'
+    os.makedirs(copy)
+    for name in os.listdir(path):
+        with open(os.path.join(path, name), 'rb') as src, open(copy / name, 'wb') as dst:
+            dst.write(src.read())
+    verify_model_dir(str(copy), required=('policy.onnx', 'reward.onnx'))
+    with open(copy / 'policy.onnx', 'r+b') as handle:
+        handle.seek(100)
+        handle.write(b'\x00\x01\x02')
+    with pytest.raises(ValueError, match='sha256'):
+        verify_model_dir(str(copy))
+    with pytest.raises(ModelRejected, match='sha256'):
+        load_model(str(copy), 'policy.onnx', ['cam_high'])
+
+
+def test_the_loader_checks_robot_and_manifest(model_dir, tmp_path):
+    path, _, _ = model_dir
+    loaded = load_model(path, 'policy.onnx', ['cam_high', 'cam_low'], providers='cpu')
+    assert loaded.providers == ['CPUExecutionProvider'] and loaded.inference_s > 0
+    with pytest.raises(ModelRejected, match='cam_high'):
+        load_model(path, 'policy.onnx', ['cam_low'])
+    with pytest.raises(ModelRejected, match='budget'):
+        load_model(path, 'policy.onnx', ['cam_high'], budget_s=1e-9)
+    manifest = read_manifest(path)
+    bad = tmp_path / 'bad'
+    os.makedirs(bad)
+    with open(bad / 'manifest.json', 'w') as handle:
+        json.dump(dict(manifest, format='something-else'), handle)
+    with pytest.raises(ModelRejected, match='format'):
+        load_model(str(bad), 'policy.onnx', ['cam_high'])
