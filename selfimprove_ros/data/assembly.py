@@ -1,0 +1,76 @@
+"""Decoded bag streams -> one aligned, labelled Episode (pure: no files, no ROS)."""
+
+import numpy as np
+
+from .alignment import align, tick_grid
+from .bag_streams import BadBag
+from .episode import Episode
+from .labels import (actions_from_commands, actions_from_next_joints, success_tick,
+                     tokens_per_tick)
+
+JOINT_STREAM = 'joint_states'
+
+
+def action_source(streams, config) -> str:
+    """Return 'commands' or 'next_joints' for this bag; raise BadBag if commands are needed."""
+    has_commands = streams.commands is not None and len(streams.commands) > 0
+    if config.action_source == 'commands' and not has_commands:
+        raise BadBag("action_source is 'commands' but the bag has no joint_commands; use "
+                     "'next_joints' for teleoperated demonstrations or 'auto'")
+    if config.action_source == 'auto':
+        return 'commands' if has_commands else 'next_joints'
+    return config.action_source
+
+
+def build_episode(streams, config) -> Episode:
+    """Align `streams` (BagStreams) to the control ticks of `config` and label them.
+
+    Dropped ticks are listed in the Episode and described in `extra['notes']`.
+    """
+    period = config.period_ns
+    grid = tick_grid(streams.joint_stamps, period, streams.start_ns, streams.end_ns)
+    if grid.size == 0:
+        raise BadBag('no joint state at or after the start event')
+    stamps = {JOINT_STREAM: streams.joint_stamps}
+    stamps.update(streams.camera_stamps)
+    max_age = {name: int(round(config.max_image_age_s * 1e9)) for name in stamps}
+    max_age[JOINT_STREAM] = int(round(config.max_joint_age_s * 1e9))
+    aligned = align(grid, stamps, max_age)
+    notes = list(streams.notes)
+    if aligned.dropped_ticks:
+        notes.append(aligned.describe(grid.size))
+    if aligned.tick_ns.size == 0:
+        raise BadBag(f'no tick could be filled: {aligned.describe(grid.size)}')
+    joints = streams.joints[aligned.indices[JOINT_STREAM]]
+    grid_index = np.delete(np.arange(grid.size), aligned.dropped_ticks)
+    source = action_source(streams, config)
+    if source == 'commands':
+        actions = actions_from_commands(streams.command_stamps, streams.commands,
+                                        aligned.tick_ns, period)
+    else:
+        actions = actions_from_next_joints(joints, grid_index)
+    missing = int(np.isnan(actions[:, 0]).sum())
+    if missing:
+        notes.append(f'{missing} of {len(actions)} ticks have no action ({source})')
+    meta = streams.meta
+    success, sim_success = None, None
+    if streams.success_values is not None:
+        sim_success = bool(streams.success_values.any())
+        success = success_tick(streams.success_log_ns, streams.success_values, aligned.tick_ns)
+    if meta['outcome'] == 'success' and success is None:
+        success = len(aligned.tick_ns) - 1
+        if sim_success is False:
+            notes.append('outcome success but sim/success never true: success at the last tick')
+    tokens, versions = tokens_per_tick(streams.tokens, aligned.tick_ns, period)
+    extra = dict(meta.get('extra') or {})
+    extra.update({'outcome_cause': meta.get('outcome_cause', ''), 'seed': meta.get('seed'),
+                  'action_source': source, 'control_period_s': config.control_period_s,
+                  'notes': notes})
+    return Episode(
+        bag_path=streams.path, episode_id=meta['episode_id'], robot=meta['robot'],
+        task=meta['task'], instruction=meta['instruction'] or '',
+        policy_version=meta['policy_version'] or '', outcome=meta['outcome'],
+        tick_ns=aligned.tick_ns, joints=joints, actions=actions,
+        images={cam: streams.frames[cam][aligned.indices[cam]] for cam in config.cameras},
+        success_tick=success, sim_success=sim_success, action_tokens=tokens,
+        token_versions=versions, dropped_ticks=aligned.dropped_ticks, extra=extra)
