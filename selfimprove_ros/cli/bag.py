@@ -1,10 +1,11 @@
-"""`selfimprove bag`: describe, validate and recover episode bags."""
+"""`selfimprove bag`: describe, validate, recover and import episode bags."""
 
 import sys
 
 import yaml
 
-HELP = 'inspect (info), validate (check) or repair (recover) episode bags'
+HELP = ('inspect (info), validate (check), repair (recover) or import (import-act) episode '
+        'bags')
 
 
 def add_arguments(parser):
@@ -20,11 +21,23 @@ def add_arguments(parser):
                        help='largest allowed gap between messages of one topic [s]')
     recover = verbs.add_parser('recover', help='restore a bag whose recorder was killed')
     recover.add_argument('bags', nargs='+', help='bag directories')
+    act = verbs.add_parser('import-act', help='convert ACT HDF5 episodes into episode bags')
+    act.add_argument('source', help='directory of ACT episode_*.hdf5 files, or one file')
+    act.add_argument('--out', required=True, help='directory that receives the bags')
+    act.add_argument('--task', default=None,
+                     help='task name (default: from the source directory, e.g. '
+                     'sim_transfer_cube_scripted -> transfer_cube)')
+    act.add_argument('--instruction', default=None,
+                     help='instruction (default: the sim task\'s, else empty)')
+    act.add_argument('--robot', default='aloha1', help='robot namespace of the topics')
+    act.add_argument('--fps', type=float, default=50.0,
+                     help='frame rate of the ACT recording [Hz]; subsampled to 10 Hz ticks')
 
 
 def run(args) -> int:
     """Dispatch to the verb; exit 1 if any bag has a problem."""
-    return {'info': run_info, 'check': run_check, 'recover': run_recover}[args.verb](args)
+    return {'info': run_info, 'check': run_check, 'recover': run_recover,
+            'import-act': run_import_act}[args.verb](args)
 
 
 def run_info(args) -> int:
@@ -57,3 +70,13 @@ def run_recover(args) -> int:
     for path in args.bags:
         print(recover_bag(path))
     return 0
+
+
+def run_import_act(args) -> int:
+    """Convert ACT episodes into bags; exit 1 if any file failed."""
+    from selfimprove_ros.data.act_hdf5 import import_act_dir
+    bags, failures = import_act_dir(args.source, args.out, task=args.task,
+                                    instruction=args.instruction, robot=args.robot,
+                                    fps=args.fps)
+    print(f'{len(bags)} episode bags written to {args.out}; {len(failures)} files failed')
+    return 1 if failures else 0

@@ -1,0 +1,199 @@
+"""ACT-format HDF5 demonstrations -> episode bags that follow the topic contract.
+
+ACT (Zhao et al., 2023) stores one episode per file: `/observations/qpos` [T, 14],
+`/observations/images/<camera>` [T, H, W, 3] uint8 and `/action` [T, 14], recorded at 50 Hz,
+with an optional root attribute `sim`. Conversion choices:
+
+- Ticks: every `fps * control_period_s`-th frame (every 5th at 50 Hz -> 10 Hz), starting with
+  frame 0; a frame rate that is not a whole multiple of the control rate is refused rather
+  than resampled.
+- Action of a tick: the last 50 Hz command issued within the tick, `/action[i + stride - 1]`,
+  i.e. where the arms were being driven when the next tick's observation was taken. The
+  first command of the tick would be only 20 ms ahead of the observation.
+- Grippers: ACT's sim and real recorders already normalise qpos and action grippers to
+  0 (closed) .. 1 (open) (PUPPET/MASTER_GRIPPER_POSITION_NORMALIZE_FN), the contract's scale,
+  so values are copied; a gripper far outside [0, 1] means unnormalised data and is refused.
+- Cameras: ACT sim names top/angle/left_wrist/right_wrist become cam_high/cam_low/
+  cam_left_wrist/cam_right_wrist; names already in the contract are kept.
+- Outcome 'success' with the last tick as success: ACT datasets hold successful
+  demonstrations only (the scripted collector discards failures), so no sim/success is written.
+"""
+
+import hashlib
+import os
+import re
+import time
+
+import numpy as np
+
+from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
+from selfimprove_ros.bag.episode_metadata import EpisodeMetadata
+from selfimprove_ros.core import topics
+from selfimprove_ros.core.episode_events import make_event
+from selfimprove_ros.core.joints import GRIPPER_INDICES, JOINT_NAMES, NUM_JOINTS
+from selfimprove_ros.sim.aloha_sim import INSTRUCTIONS, SIM_CAMERAS
+
+from .bag_streams import IMAGE, JOINT_STATE, STRING, typestore
+
+ACT_CAMERAS = {act: cam for cam, act in SIM_CAMERAS.items()}
+POLICY_VERSION = 'act_demonstration'
+
+
+def contract_camera(name: str) -> str:
+    """Return the contract camera of an ACT camera name; ValueError for unknown names."""
+    if name in SIM_CAMERAS:
+        return name
+    if name in ACT_CAMERAS:
+        return ACT_CAMERAS[name]
+    raise ValueError(f'unknown ACT camera {name!r}; expected one of {list(ACT_CAMERAS)} or '
+                     f'{list(SIM_CAMERAS)}')
+
+
+def task_from_name(name: str) -> str:
+    """Guess the task from an ACT dataset name, e.g. 'sim_transfer_cube_scripted'."""
+    return re.sub(r'_(scripted|human)$', '', re.sub(r'^sim_', '', name)) or 'act'
+
+
+def tick_frames(num_frames: int, fps: float, control_period_s: float):
+    """Return (observation frames, command frames) of the ticks of a `fps` recording."""
+    stride = fps * control_period_s
+    if stride < 1 or abs(stride - round(stride)) > 1e-6:
+        raise ValueError(f'--fps {fps:g} is not a whole multiple of the control rate '
+                         f'{1 / control_period_s:g} Hz; resample the recording first')
+    stride = int(round(stride))
+    frames = np.arange(0, num_frames, stride)
+    return frames, np.minimum(frames + stride - 1, num_frames - 1)
+
+
+def read_act_file(path):
+    """Open an ACT episode; return (h5 file, qpos, action, {contract camera: dataset}, sim)."""
+    import h5py
+    h5 = h5py.File(path, 'r')
+    try:
+        qpos, action = h5['/observations/qpos'][()], h5['/action'][()]
+        images = {contract_camera(name): data
+                  for name, data in h5['/observations/images'].items()}
+    except KeyError as error:
+        h5.close()
+        raise ValueError(f'{path} is not an ACT episode (needs /observations/qpos, /action, '
+                         f'/observations/images/<camera>): {error}') from None
+    try:
+        check_act_arrays(qpos, action, images)
+    except ValueError as error:
+        h5.close()
+        raise ValueError(f'{path}: {error}') from None
+    return h5, qpos, action, images, bool(h5.attrs.get('sim', False))
+
+
+def check_act_arrays(qpos, action, images):
+    """Raise ValueError unless shapes, dtypes and gripper scale fit the contract."""
+    if qpos.ndim != 2 or qpos.shape[1] != NUM_JOINTS or action.shape != qpos.shape:
+        raise ValueError(f'qpos {qpos.shape} and action {action.shape} must both be '
+                         f'[T, {NUM_JOINTS}]')
+    for cam, data in images.items():
+        if data.ndim != 4 or data.shape[0] != len(qpos) or data.shape[3] != 3 or \
+                data.dtype != np.uint8:
+            raise ValueError(f'images of {cam} are {data.dtype} {data.shape}, expected uint8 '
+                             f'[{len(qpos)}, H, W, 3] (JPEG-compressed ACT files are not '
+                             f'supported: decompress them first)')
+    grippers = np.concatenate([qpos[:, GRIPPER_INDICES], action[:, GRIPPER_INDICES]])
+    if grippers.min() < -0.5 or grippers.max() > 1.5:
+        raise ValueError(f'gripper values span [{grippers.min():.3g}, {grippers.max():.3g}]; '
+                         f'expected ACT-normalised 0..1 (closed..open)')
+
+
+def import_act_episode(path, out_dir, task=None, instruction=None, robot='aloha1',
+                       fps=50.0, control_period_s=0.1):
+    """Convert the ACT HDF5 file `path` into an episode bag under `out_dir`; return its path."""
+    h5, qpos, action, images, sim = read_act_file(path)
+    with h5:
+        task = task or task_from_name(os.path.basename(os.path.dirname(os.path.abspath(path))))
+        frames, command_frames = tick_frames(len(qpos), fps, control_period_s)
+        digest = hashlib.sha1(np.ascontiguousarray(qpos).tobytes()).hexdigest()[:8]
+        stem = re.sub(r'[^A-Za-z0-9._-]+', '-', os.path.splitext(os.path.basename(path))[0])
+        episode = EpisodeMetadata(
+            robot=robot, task=task, policy_version=POLICY_VERSION,
+            instruction=INSTRUCTIONS.get(task, '') if instruction is None else instruction,
+            episode_id=f'{stem.strip("-") or "act"}-{digest}',
+            start_time_ns=os.stat(path).st_mtime_ns,
+            extra={'source': 'act_hdf5', 'source_path': os.path.abspath(path),
+                   'source_fps': fps, 'sim': sim})
+        period_ns = int(round(control_period_s * 1e9))
+        writer = EpisodeBagWriter(out_dir, episode, max_chunk_s=1.0)
+        with writer:
+            _write_ticks(writer, episode, qpos[frames], action[command_frames],
+                         {cam: (data, frames) for cam, data in images.items()}, period_ns)
+            end_ns = episode.start_time_ns + (len(frames) - 1) * period_ns
+            return writer.finish('success', 'ACT demonstration (successful by construction)',
+                                 end_time_ns=end_ns)
+
+
+def _write_ticks(writer, episode, joints, commands, images, period_ns):
+    """Write the start event, one observation and command per tick, and the end event."""
+    ts = typestore()
+    Header, Time = ts.types['std_msgs/msg/Header'], ts.types['builtin_interfaces/msg/Time']
+    name = {role: f'/{episode.robot}/{topic}' for role, topic in (
+        ('joints', topics.JOINT_STATES), ('commands', topics.JOINT_COMMANDS),
+        ('events', topics.EPISODE_EVENTS))}
+    for role, msgtype in (('joints', JOINT_STATE), ('commands', JOINT_STATE),
+                          ('events', STRING)):
+        writer.add_topic(name[role], msgtype)
+    for cam in images:
+        writer.add_topic(f'/{episode.robot}/{topics.camera_topic(cam)}', IMAGE)
+
+    def event(kind, stamp, **fields):
+        text = make_event(kind, episode_id=episode.episode_id, **fields)
+        writer.write(name['events'], ts.serialize_cdr(ts.types[STRING](data=text), STRING),
+                     stamp)
+
+    def joint_state(stamp, positions):
+        msg = ts.types[JOINT_STATE](
+            header=Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id=''),
+            name=list(JOINT_NAMES), position=np.asarray(positions, dtype=np.float64),
+            velocity=np.zeros(0), effort=np.zeros(0))
+        return ts.serialize_cdr(msg, JOINT_STATE)
+
+    t0 = episode.start_time_ns
+    event('start', t0, robot=episode.robot, task=episode.task,
+          instruction=episode.instruction, policy_version=episode.policy_version)
+    for k in range(len(joints)):
+        stamp = t0 + k * period_ns
+        writer.write(name['joints'], joint_state(stamp, joints[k]), stamp)
+        for cam, (data, frames) in images.items():
+            rgb = np.ascontiguousarray(data[frames[k]])
+            msg = ts.types[IMAGE](
+                header=Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9),
+                              frame_id=cam),
+                height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8', is_bigendian=0,
+                step=rgb.shape[1] * 3, data=rgb.reshape(-1))
+            writer.write(f'/{episode.robot}/{topics.camera_topic(cam)}',
+                         ts.serialize_cdr(msg, IMAGE), stamp)
+        writer.write(name['commands'], joint_state(stamp, commands[k]), stamp)
+    event('end', t0 + (len(joints) - 1) * period_ns, outcome='success')
+
+
+def import_act_dir(source, out_dir, log=print, **options):
+    """Import every .hdf5/.h5 file in `source` (or the file itself); return (bags, failures).
+
+    failures are (file, reason); one bad file does not stop the others.
+    """
+    if os.path.isdir(source):
+        files = sorted(os.path.join(source, f) for f in os.listdir(source)
+                       if f.endswith(('.hdf5', '.h5')))
+        if not files:
+            raise FileNotFoundError(f'no .hdf5 or .h5 files in {source}')
+    elif os.path.exists(source):
+        files = [source]
+    else:
+        raise FileNotFoundError(f'{source} does not exist')
+    bags, failures = [], []
+    for file in files:
+        started = time.monotonic()
+        try:
+            bags.append(import_act_episode(file, out_dir, **options))
+        except (ValueError, OSError) as error:
+            failures.append((file, str(error)))
+            log(f'FAILED {file}: {error}')
+            continue
+        log(f'{file} -> {bags[-1]} ({time.monotonic() - started:.1f} s)')
+    return bags, failures
