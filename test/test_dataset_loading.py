@@ -14,7 +14,7 @@ from selfimprove_ros.bag.episode_metadata import EpisodeMetadata
 from selfimprove_ros.core.joints import JOINT_NAMES
 from selfimprove_ros.data import episode_loader
 from selfimprove_ros.data.dataset_config import DatasetConfig
-from selfimprove_ros.data.episode_loader import load_episodes
+from selfimprove_ros.data.episode_loader import find_bags, load_episodes
 
 TS = get_typestore(Stores.ROS2_HUMBLE)
 T0 = 1_700_000_000_000_000_000
@@ -115,6 +115,7 @@ def test_sim_bag_becomes_an_aligned_labelled_episode(tmp_path):
     lines = []
     episodes, skipped = load_episodes(tmp_path / 'bags', config(tmp_path), log=lines.append)
     assert skipped == [] and len(episodes) == 1
+    assert find_bags([path, os.path.join(path, 'episode.yaml')]) == [path, path]
     episode = episodes[0]
     assert (episode.bag_path, episode.episode_id, episode.robot, episode.task,
             episode.instruction, episode.policy_version, episode.outcome) == (

@@ -32,7 +32,8 @@ def is_bag_dir(path) -> bool:
 def find_bags(paths_or_root) -> list:
     """Return the bag directories in `paths_or_root` (a path or a list), searched recursively.
 
-    A path that is itself a bag is taken as is; otherwise every bag below it, sorted.
+    A path that is itself a bag (or a file in one) is taken as is; otherwise every bag below
+    it, sorted.
     """
     roots = [paths_or_root] if isinstance(paths_or_root, (str, os.PathLike)) else paths_or_root
     bags = []
@@ -41,6 +42,8 @@ def find_bags(paths_or_root) -> list:
         if not os.path.exists(root):
             raise FileNotFoundError(f'{root} does not exist; pass bag directories or a '
                                     f'directory that holds them')
+        if os.path.isfile(root):
+            root = os.path.dirname(root)
         if is_bag_dir(root):
             bags.append(root)
             continue
