@@ -53,6 +53,8 @@ class ExpertNode(Node):
             self.get_logger().error(str(error))
             return
         if event['event'] == 'start':
+            if self.episode is not None and self.episode['episode_id'] == event['episode_id']:
+                return  # a repeated start (until the recorder acknowledged): keep the plan
             self.episode = event
             self.plan_start_ns = None
         elif event['event'] == 'end' and self.episode is not None \
