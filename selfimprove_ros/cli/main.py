@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from selfimprove_ros.cli import bag, collect, demo
+from selfimprove_ros.cli import bag, collect, console, demo
 
-COMMANDS = {'collect': collect, 'bag': bag, 'demo': demo}
+COMMANDS = {'collect': collect, 'bag': bag, 'demo': demo, 'console': console}
 
 
 def build_parser() -> argparse.ArgumentParser:
