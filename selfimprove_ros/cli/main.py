@@ -3,9 +3,10 @@
 import argparse
 import sys
 
-from selfimprove_ros.cli import bag, collect, console, demo
+from selfimprove_ros.cli import bag, collect, console, demo, export, train
 
-COMMANDS = {'collect': collect, 'bag': bag, 'demo': demo, 'console': console}
+COMMANDS = {'collect': collect, 'bag': bag, 'train': train, 'export': export, 'demo': demo,
+            'console': console}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command].run(args) or 0
-    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as error:
+    except (ValueError, OSError, RuntimeError, TimeoutError) as error:
         print(f'selfimprove {args.command}: error: {error}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

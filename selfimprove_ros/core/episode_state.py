@@ -97,7 +97,7 @@ class EpisodeStateMachine:
         return self._move(Phase.ABORTED, cause)
 
     def fault(self, cause: str):
-        """End the episode on a fault (stale camera, safety hold, e-stop); ignored once ended."""
+        """End the episode on a fault such as a stale camera, a safety hold or the e-stop."""
         if self.phase is Phase.RUNNING:
             return self._move(Phase.FAULT, cause)
         if self.phase is Phase.READY:

@@ -31,6 +31,9 @@ class ActionTokenizer:
     def fit(cls, actions: np.ndarray, bins: int = 256, margin: float = 0.05):
         """Fit the range to demonstrated actions [N, J], widened by `margin` of the span."""
         actions = np.asarray(actions, dtype=np.float32)
+        actions = actions[~np.isnan(actions).any(axis=1)]  # ticks without a recorded command
+        if len(actions) == 0:
+            raise ValueError('no recorded actions to fit the action bins on')
         low, high = actions.min(axis=0), actions.max(axis=0)
         span = np.maximum(high - low, 1e-2)
         low = np.maximum(low - margin * span, LOWER_LIMITS[:actions.shape[1]])

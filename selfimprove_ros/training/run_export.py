@@ -1,0 +1,62 @@
+"""Export a training run's chosen checkpoints as a model directory the robot can load."""
+
+import os
+import platform
+import subprocess
+
+import torch
+
+from selfimprove_ros.model.onnx_export import export_model_dir
+from selfimprove_ros.training.checkpoint import load_checkpoint, resolve_checkpoint, restore_model
+
+
+def git_commit() -> str:
+    """Return the source tree's git commit, or '' outside a checkout."""
+    try:
+        return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                              cwd=os.path.dirname(__file__), timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ''
+
+
+def provenance(**fields) -> dict:
+    """Return training provenance common to every export, plus `fields`."""
+    return {'git_commit': git_commit(), 'torch': torch.__version__,
+            'host': platform.node(), **fields}
+
+
+def export_run(run_dir: str, out_dir: str, policy: str = 'last',
+               reward: str = 'best_steps_to_go', version: str = '') -> str:
+    """Export `policy` and `reward` checkpoints of `run_dir` (roles or paths) to `out_dir`.
+
+    Either may be '' to leave that graph out. The two must share one codec: they come from the
+    same run, and the robot feeds both the same tensors.
+    """
+    states = {}
+    for role, which in (('policy', policy), ('reward', reward)):
+        if which:
+            path = resolve_checkpoint(run_dir, which)
+            states[role] = (path, load_checkpoint(path))
+    if not states:
+        raise ValueError('choose at least one of --policy and --reward checkpoints to export')
+    codecs = {role: state['codec'] for role, (_, state) in states.items()}
+    if len({repr(c) for c in codecs.values()}) > 1:
+        raise ValueError('policy and reward checkpoints have different codecs; export them from '
+                         'the same run')
+    models = {role: restore_model(state) for role, (_, state) in states.items()}
+    codec = next(iter(models.values()))[1]
+    run_name = os.path.basename(os.path.normpath(run_dir))
+    steps = {role: int(state['step']) for role, (_, state) in states.items()}
+    version = version or f'{run_name}-sft-' + '-'.join(f'{r[0]}{s}' for r, s in steps.items())
+    manifest = {
+        'version': version, 'parent_version': None, 'stage': 'sft',
+        'provenance': provenance(run_dir=os.path.abspath(run_dir), checkpoints={
+            role: {'path': os.path.abspath(path), 'step': steps[role],
+                   'best': state.get('best', {})}
+            for role, (path, state) in states.items()},
+            sft_config=next(iter(states.values()))[1]['config'],
+            dataset_config=next(iter(states.values()))[1].get('dataset_config', {})),
+    }
+    return export_model_dir(out_dir, codec, manifest,
+                            policy=models['policy'][0] if 'policy' in models else None,
+                            reward=models['reward'][0] if 'reward' in models else None)

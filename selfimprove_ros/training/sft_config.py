@@ -1,0 +1,72 @@
+"""Settings of a Stage-1 (SFT) run; the resolved config is stored in every checkpoint."""
+
+from dataclasses import asdict, dataclass, field, fields
+
+from selfimprove_ros.core.config import require, setting
+from selfimprove_ros.model.model_config import ModelConfig
+
+
+@dataclass
+class SftConfig:
+    """Optimisation, schedule, checkpointing and evaluation of supervised fine-tuning."""
+
+    steps: int = setting(3000, 'Optimizer steps in total')
+    batch_size: int = setting(64, 'Samples per step, half for each objective (the paper)')
+    lr: float = setting(3e-4, 'Peak learning rate of AdamW')
+    min_lr_ratio: float = setting(0.1, 'Final learning rate as a fraction of lr (cosine decay)')
+    warmup_steps: int = setting(100, 'Steps of linear warm-up')
+    weight_decay: float = setting(0.01, 'AdamW weight decay (not on biases and norms)')
+    grad_clip: float = setting(1.0, 'Global gradient-norm clip; 0 disables')
+    steps_to_go_weight: float = setting(1.0, 'Weight of the steps-to-go loss against BC')
+    eval_every: int = setting(250, 'Steps between validation passes')
+    eval_batches: int = setting(8, 'Batches per validation pass')
+    checkpoint_every: int = setting(250, 'Steps between checkpoints (last.pt)')
+    seed: int = setting(0, 'Seed of sampling and initialisation')
+    device: str = setting('auto', "'auto' (cuda if present), 'cpu' or 'cuda[:N]'")
+    amp: bool = setting(True, 'bfloat16 autocast on GPU; ignored on CPU')
+    torch_threads: int = setting(0, 'torch intra-op threads on CPU; 0 = torch default')
+    model: ModelConfig = field(default_factory=ModelConfig,
+                               metadata={'help': 'The two-headed model'})
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = ModelConfig(**self.model)
+        for name in ('steps', 'batch_size', 'eval_every', 'eval_batches', 'checkpoint_every'):
+            require(getattr(self, name) >= 1, f'{name} must be >= 1, got {getattr(self, name)!r}')
+        require(self.batch_size % 2 == 0,
+                f'batch_size must be even (half BC, half steps-to-go), got {self.batch_size}')
+        require(self.lr > 0, f'lr must be > 0, got {self.lr!r}')
+        require(0 <= self.min_lr_ratio <= 1, f'min_lr_ratio must be in [0, 1], got '
+                f'{self.min_lr_ratio!r}')
+        require(self.warmup_steps >= 0, f'warmup_steps must be >= 0, got {self.warmup_steps}')
+        require(self.grad_clip >= 0, f'grad_clip must be >= 0, got {self.grad_clip!r}')
+        require(self.device == 'auto' or self.device == 'cpu' or self.device.startswith('cuda'),
+                f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+
+    def to_dict(self) -> dict:
+        """Return the resolved config as plain data (what checkpoints store)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """Build from plain data, naming unknown keys instead of ignoring them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        require(not unknown, f'unknown SFT settings {unknown}; known: {sorted(known)}')
+        return cls(**data)
+
+
+def apply_overrides(data: dict, overrides) -> dict:
+    """Apply 'a.b=value' overrides (YAML-parsed values) to nested config data."""
+    import yaml
+    data = dict(data)
+    for item in overrides or ():
+        key, sep, text = item.partition('=')
+        require(bool(sep) and bool(key), f"override must look like 'key=value', got {item!r}")
+        target = data
+        *parents, leaf = key.split('.')
+        for parent in parents:
+            target[parent] = dict(target.get(parent) or {})
+            target = target[parent]
+        target[leaf] = yaml.safe_load(text)
+    return data
