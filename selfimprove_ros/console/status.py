@@ -10,12 +10,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from selfimprove_ros.core.episode_state import Phase
+from selfimprove_ros.core.topics import (EPISODE_ABORT, EPISODE_RESET_DONE, EPISODE_START,
+                                         EPISODE_STATUS)
 
-# Names relative to the robot namespace; they move to core/topics.py once the manager lands.
-EPISODE_STATUS = 'episode/status'
-EPISODE_RESET_DONE = 'episode/reset_done'
-EPISODE_ABORT = 'episode/abort'
-EPISODE_START = 'episode/start'
 SERVICES = (EPISODE_RESET_DONE, EPISODE_ABORT, EPISODE_START)
 
 PHASES = tuple(phase.value for phase in Phase)

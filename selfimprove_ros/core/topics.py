@@ -19,6 +19,21 @@ EPISODE_EVENTS = 'episode/events'
 # JSON per decision tick: {"stamp_ns", "version", "tokens": [chunk*14]} (std_msgs/String), so
 # every recorded step is attributed to exactly the model that sampled it.
 POLICY_ACTIONS = 'policy/action_tokens'
+# JSON {"stamp_ns", "version", "tick_period_s", "observation_age_s", "inference_s",
+# "latency_s", "state"}: the controller's own timing, once per tick.
+POLICY_TIMING = 'policy/timing'
+POLICY_ROLLBACK = 'policy/rollback'      # std_srvs/Trigger: back to the previous policy
+POLICY_SWAP_NOW = 'policy/swap_now'      # std_srvs/Trigger: swap a pending policy in now
+# Latched JSON {"model_dir", "version"}: a new policy for every controller on the graph.
+MODEL_ANNOUNCE = '/models/policy'
+# JSON {"stamp_ns", "steps_to_go", "version", "episode_id"}: live d(o, g) [control ticks].
+STEPS_TO_GO = 'reward/steps_to_go'
+# JSON {"episode_id", "stamp_ns", "steps_to_go", "sim_success"}: the learned detector fired.
+SUCCESS_DETECTED = 'success/detected'
+EPISODE_STATUS = 'episode/status'        # latched JSON, see docs/architecture.md
+EPISODE_RESET_DONE = 'episode/reset_done'  # std_srvs/Trigger
+EPISODE_ABORT = 'episode/abort'            # std_srvs/Trigger
+EPISODE_START = 'episode/start'            # std_srvs/Trigger
 DIAGNOSTICS = '/diagnostics'
 
 
@@ -47,6 +62,8 @@ def contract(cameras=CAMERA_NAMES, sim=True):
         TopicSpec(SAFETY_STATUS, 'diagnostic_msgs/msg/DiagnosticStatus', 'reliable'),
         TopicSpec(EPISODE_EVENTS, 'std_msgs/msg/String', 'reliable'),
         TopicSpec(POLICY_ACTIONS, 'std_msgs/msg/String', 'reliable'),
+        TopicSpec(STEPS_TO_GO, 'std_msgs/msg/String', 'reliable'),
+        TopicSpec(SUCCESS_DETECTED, 'std_msgs/msg/String', 'reliable'),
     ]
     if sim:
         specs += [TopicSpec(SIM_STATE, 'sensor_msgs/msg/JointState', 'reliable'),
