@@ -5,7 +5,8 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = 'selfimprove_ros'
-NODES = ['robot_node', 'camera_node', 'recorder_node', 'expert_node']
+NODES = ['robot_node', 'camera_node', 'recorder_node', 'expert_node', 'policy_node',
+         'reward_scorer_node', 'success_detector_node', 'episode_manager_node', 'trainer_node']
 
 setup(
     name=PACKAGE,

@@ -29,12 +29,57 @@ def tiny_model(codec: ModelCodec, seed: int = 0) -> TwoHeadModel:
 
 
 def tiny_model_dir(path, version='tiny-v1', cameras=('cam_high',), policy=True, reward=True,
-                   parent_version=None):
+                   parent_version=None, seed=0, **codec_args):
     """Export a tiny model directory to `path`; return (path, codec, model)."""
     from selfimprove_ros.model.onnx_export import export_model_dir
-    codec = tiny_codec(cameras)
-    model = tiny_model(codec)
+    codec = tiny_codec(cameras, **codec_args)
+    model = tiny_model(codec, seed)
     export_model_dir(str(path), codec, {'version': version, 'parent_version': parent_version,
                                         'stage': 'test', 'provenance': {}},
                      policy=model if policy else None, reward=model if reward else None)
     return str(path), codec, model
+
+
+def copy_model_dir(src, dst, version, replace_policy_with=None, edit_policy=None):
+    """Copy a model directory under a new version, optionally tampering with policy.onnx.
+
+    `replace_policy_with` takes policy.onnx from another model directory; `edit_policy(model)`
+    edits the loaded onnx ModelProto in place. The manifest's sha256 is recomputed, so only the
+    loader's deeper checks (signature, warm-up) can catch the damage.
+    """
+    import json
+    import os
+    import shutil
+
+    import onnx
+
+    from selfimprove_ros.model.manifest import sha256_of
+    os.makedirs(dst)
+    for name in os.listdir(src):
+        shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+    policy = os.path.join(dst, 'policy.onnx')
+    if replace_policy_with:
+        shutil.copyfile(os.path.join(replace_policy_with, 'policy.onnx'), policy)
+    if edit_policy:
+        model = onnx.load(policy)
+        edit_policy(model)
+        onnx.save(model, policy)
+    with open(os.path.join(dst, 'manifest.json')) as handle:
+        manifest = json.load(handle)
+    manifest['version'] = version
+    manifest['files']['policy.onnx']['sha256'] = sha256_of(policy)
+    with open(os.path.join(dst, 'manifest.json'), 'w') as handle:
+        json.dump(manifest, handle)
+    return str(dst)
+
+
+def poison_with_nan(model):
+    """Set the last floating-point initializer of an onnx graph to NaN."""
+    import numpy as np
+    from onnx import numpy_helper
+    for init in reversed(model.graph.initializer):
+        array = numpy_helper.to_array(init)
+        if array.dtype == np.float32 and array.size > 1:
+            init.CopyFrom(numpy_helper.from_array(np.full_like(array, np.nan), init.name))
+            return
+    raise ValueError('no float initializer to poison')

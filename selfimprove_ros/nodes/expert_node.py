@@ -98,8 +98,8 @@ class ExpertNode(Node):
         if not force and not self.sync.complete(stamp_ns):
             return
         if force:
-            self.get_logger().warn(f'acting without {self.sync.missing(stamp_ns)} at '
-                                   f'{stamp_ns} ns', throttle_duration_sec=5.0)
+            self.get_logger().warning(f'acting without {self.sync.missing(stamp_ns)} at '
+                                      f'{stamp_ns} ns', throttle_duration_sec=5.0)
         tick = (stamp_ns - self.plan_start_ns) // self.period_ns
         self.answered_ns = stamp_ns
         self.command_pub.publish(joint_state_msg(time_msg(stamp_ns), self.expert.act(tick)))

@@ -84,8 +84,8 @@ class RecorderNode(Node):
             self.open(event, now_ns)
         elif event['event'] == 'end' and self.writer is not None:
             if event['episode_id'] != self.writer.episode.episode_id:
-                self.get_logger().warn(f'end event for {event["episode_id"]} while recording '
-                                       f'{self.writer.episode.episode_id}; ignored')
+                self.get_logger().warning(f'end event for {event["episode_id"]} while recording '
+                                          f'{self.writer.episode.episode_id}; ignored')
                 return
             self.close(event['outcome'], event.get('cause', ''), now_ns)
 

@@ -90,8 +90,8 @@ class RobotNode(Node):
         else:
             reason = self.guard.submit(positions, self.now_ns() / 1e9)
         if reason:
-            self.get_logger().warn(f'command refused, holding: {reason}',
-                                   throttle_duration_sec=1.0)
+            self.get_logger().warning(f'command refused, holding: {reason}',
+                                      throttle_duration_sec=1.0)
         if self.config.lockstep and stamp_to_ns(msg.header.stamp) >= self.sim_time_ns:
             self.tick()
 

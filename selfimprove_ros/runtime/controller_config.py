@@ -1,0 +1,61 @@
+"""Settings of the policy controller (policy_node)."""
+
+from dataclasses import dataclass
+
+from selfimprove_ros.core.config import require, setting
+from selfimprove_ros.core.topics import CAMERA_NAMES, MODEL_ANNOUNCE
+
+PROVIDERS = ('auto', 'cpu', 'CUDAExecutionProvider', 'TensorrtExecutionProvider')
+
+
+@dataclass
+class ControllerConfig:
+    """How the controller observes, decides and swaps models."""
+
+    model_dir: str = setting('', 'Model directory to start with (manifest.json + policy.onnx); '
+                             'empty = wait for an announcement')
+    model_topic: str = setting(MODEL_ANNOUNCE, 'Latched topic announcing new policy versions')
+    watch_dir: str = setting('', 'Directory scanned every 2 s for new model directories; '
+                             'empty = only announcements')
+    cameras: list = setting(list(CAMERA_NAMES), 'Cameras this robot runs (the model uses a '
+                            'subset, checked at load)')
+    instruction: str = setting('', 'Goal instruction when the start event carries none')
+    control_period_s: float = setting(0.1, 'Control tick [s]; the paper acts at 10 Hz')
+    lockstep: bool = setting(False, 'Answer each joint-state tick once its frames arrived '
+                             '(simulation) instead of a timer on ROS time (robot)')
+    sync_timeout_s: float = setting(0.5, 'Lockstep: wall time [s] to wait for a tick\'s frames '
+                                    'before deciding on what arrived')
+    max_observation_age_s: float = setting(
+        0.2, 'Oldest camera frame or joint state [s before the tick] the policy may act on; '
+        'older input holds the arm and reports the controller stale')
+    temperature: float = setting(1.0, 'Sampling temperature: 1 = the trained policy (practice), '
+                                 '0 = greedy (evaluation)')
+    seed: int = setting(0, 'Seed of action sampling')
+    providers: str = setting('auto', f'ONNX Runtime providers, one of {list(PROVIDERS)}')
+    inference_budget_s: float = setting(
+        0.08, 'A model slower than this per inference [s] is rejected at load')
+    swap_during_episode: bool = setting(
+        False, 'Swap a new model in at the next tick even during an episode (else at its end)')
+
+    def __post_init__(self):
+        unknown = [cam for cam in self.cameras if cam not in CAMERA_NAMES]
+        require(bool(self.cameras) and not unknown,
+                f'cameras must be a non-empty subset of {list(CAMERA_NAMES)}, got '
+                f'{self.cameras!r}')
+        require(self.control_period_s > 0,
+                f'control_period_s must be > 0 s, got {self.control_period_s!r}')
+        require(self.max_observation_age_s > 0, 'max_observation_age_s must be > 0 s, got '
+                f'{self.max_observation_age_s!r}')
+        require(self.sync_timeout_s > 0, f'sync_timeout_s must be > 0, got {self.sync_timeout_s}')
+        require(self.temperature >= 0, f'temperature must be >= 0, got {self.temperature!r}')
+        require(self.providers in PROVIDERS,
+                f'providers must be one of {list(PROVIDERS)}, got {self.providers!r}')
+        require(0 < self.inference_budget_s <= self.control_period_s,
+                f'inference_budget_s must be in (0, control_period_s], got '
+                f'{self.inference_budget_s!r}')
+
+
+def stale_inputs(tick_ns: int, stamps: dict, max_age_ns: int) -> list:
+    """Return the inputs whose newest sample is missing or older than max_age_ns at tick_ns."""
+    return [name for name, stamp in stamps.items()
+            if stamp is None or tick_ns - stamp > max_age_ns]

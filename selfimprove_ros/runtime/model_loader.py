@@ -1,0 +1,52 @@
+"""Loading models off the control loop: a worker thread verifies, opens and warms them up.
+
+The control loop only polls for finished loads between ticks, so a swap never stalls a tick.
+Session creation and warm-up run inside ONNX Runtime (outside the GIL), so the thread barely
+competes with the loop.
+"""
+
+import queue
+import threading
+
+from selfimprove_ros.runtime.onnx_model import load_model, ModelRejected
+
+
+class ModelLoader:
+    """Load model directories one at a time in a background thread."""
+
+    def __init__(self, filename: str, cameras, providers: str, budget_s: float):
+        self.filename, self.cameras = filename, list(cameras)
+        self.providers, self.budget_s = providers, budget_s
+        self.requests, self.results = queue.Queue(), queue.Queue()
+        self.thread = threading.Thread(target=self._work, name='model-loader', daemon=True)
+        self.thread.start()
+
+    def request(self, model_dir: str):
+        """Queue `model_dir` for loading."""
+        self.requests.put(model_dir)
+
+    def poll(self) -> list:
+        """Return finished loads: LoadedModel or ModelRejected, in completion order."""
+        done = []
+        while True:
+            try:
+                done.append(self.results.get_nowait())
+            except queue.Empty:
+                return done
+
+    def stop(self):
+        """Stop the worker after its current load."""
+        self.requests.put(None)
+
+    def _work(self):
+        while True:
+            model_dir = self.requests.get()
+            if model_dir is None:
+                return
+            try:
+                self.results.put(load_model(model_dir, self.filename, self.cameras,
+                                            self.providers, threads=1, budget_s=self.budget_s))
+            except ModelRejected as error:
+                self.results.put(error)
+            except Exception as error:  # noqa: B902 - any failure rejects the model, not the node
+                self.results.put(ModelRejected(f'model in {model_dir} failed to load: {error}'))
