@@ -1,0 +1,174 @@
+"""A self-improvement run: on-policy episodes in, a new policy version out, crash-safe.
+
+    RUN_DIR/state.json               the commit point: live version, iteration, consumed episodes
+    RUN_DIR/checkpoints/<version>.pt policy weights + optimizer of every version
+    RUN_DIR/models/<version>/        the exported policy (manifest names its parent)
+    RUN_DIR/metrics.jsonl            one line per iteration
+
+An iteration trains, saves the checkpoint, exports, and only then rewrites state.json. Killed
+anywhere before that, the run resumes from the previous state and redoes the iteration on the
+same episodes (a half-made export of the uncommitted version is removed first); killed after,
+the episodes are already marked consumed. Either way no episode is lost or counted twice.
+"""
+
+import json
+import os
+import shutil
+import time
+
+import torch
+
+from selfimprove_ros.data.episode_loader import find_bags, load_episode
+from selfimprove_ros.model.manifest import read_manifest
+from selfimprove_ros.model.onnx_export import export_model_dir
+from selfimprove_ros.runtime.episode_labelling import (BadLabels, labelling_dataset_config,
+                                                       read_labels)
+from selfimprove_ros.training import checkpoint as ckpt
+from selfimprove_ros.training.distributed import resolve_device
+from selfimprove_ros.training.policy_gradient import (Decisions, episode_decisions,
+                                                      run_iteration)
+from selfimprove_ros.training.reinforce_config import ReinforceConfig
+from selfimprove_ros.training.run_export import provenance
+
+STATE = 'state.json'
+
+
+def write_json_atomic(path: str, data):
+    """Write JSON via a temporary file, fsync and rename."""
+    tmp = f'{path}.tmp-{os.getpid()}'
+    with open(tmp, 'w') as handle:
+        json.dump(data, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class ImproveRun:
+    """The policy copy being improved and the bookkeeping that makes it on-policy."""
+
+    def __init__(self, run_dir: str, config: ReinforceConfig, initial_model_dir: str = '',
+                 checkpoint: str = '', log=print):
+        self.run_dir, self.config, self.log = run_dir, config, log
+        self.device = resolve_device(config.device)
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
+        os.makedirs(os.path.join(run_dir, 'checkpoints'), exist_ok=True)
+        state_path = os.path.join(run_dir, STATE)
+        if os.path.exists(state_path):
+            with open(state_path) as handle:
+                self.state = json.load(handle)
+            log(f'resuming {run_dir}: version {self.version}, iteration '
+                f'{self.state["iteration"]}, {len(self.state["consumed"])} episodes consumed')
+        else:
+            self.state = self._start(initial_model_dir, checkpoint)
+        self._load(self.version)
+
+    def _start(self, model_dir: str, checkpoint: str) -> dict:
+        if not model_dir:
+            raise ValueError('a new self-improvement run needs the Stage-1 model directory the '
+                             'robots start with (--model)')
+        manifest = read_manifest(model_dir)
+        version = manifest['version']
+        source = checkpoint or manifest.get('provenance', {}).get('checkpoints', {}).get(
+            'policy', {}).get('path', '')
+        if not source:
+            raise ValueError(f'{model_dir} does not name its policy checkpoint; pass --checkpoint')
+        state = ckpt.load_checkpoint(source)
+        ckpt.save_checkpoint(self._checkpoint(version), {**state, 'optimizer': None})
+        start = {'version': version, 'base': version, 'iteration': 0, 'consumed': [],
+                 'versions': [{'version': version, 'parent': manifest.get('parent_version'),
+                               'iteration': 0, 'model_dir': os.path.abspath(model_dir)}]}
+        write_json_atomic(os.path.join(self.run_dir, STATE), start)
+        self.log(f'new self-improvement run from {version} ({source})')
+        return start
+
+    @property
+    def version(self) -> str:
+        """Return the live policy version: the one whose episodes train the next iteration."""
+        return self.state['version']
+
+    def _checkpoint(self, version: str) -> str:
+        return os.path.join(self.run_dir, 'checkpoints', f'{version}.pt')
+
+    def _load(self, version: str):
+        state = ckpt.load_checkpoint(self._checkpoint(version))
+        self.model, self.codec, self.sft_config = ckpt.restore_model(state)
+        self.model.to(self.device)
+        # The paper freezes the vision encoder in Stage 2; only the rest of the policy moves.
+        self.model.encoder.requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.model.policy_parameters(), lr=self.config.lr,
+                                           weight_decay=self.config.weight_decay)
+        if state.get('optimizer'):
+            self.optimizer.load_state_dict(state['optimizer'])
+        self.sft_state = state
+
+    def pending(self, bag_roots) -> list:
+        """Return (bag_dir, labels) of labelled, unconsumed episodes of the live version."""
+        consumed, found = set(self.state['consumed']), []
+        for bag in find_bags(bag_roots):
+            try:
+                labels = read_labels(bag)
+            except BadLabels:
+                continue  # not labelled yet (or being relabelled): try again later
+            if labels.policy_version == self.version and labels.episode_id not in consumed:
+                found.append((bag, labels))
+        return found
+
+    def decisions(self, pending) -> Decisions:
+        """Load the pending episodes' observations and turn them into decisions."""
+        period_s = self.sft_state.get('dataset_config', {}).get('control_period_s', 0.1)
+        config = labelling_dataset_config(self, period_s)
+        parts = []
+        for bag, labels in pending:
+            episode = load_episode(bag, config)
+            parts.append(episode_decisions(episode, labels, self.version, self.config.gamma,
+                                           list(self.codec.config.cameras)))
+        return Decisions.concatenate(parts)
+
+    def iterate(self, pending, decisions: Decisions) -> str:
+        """Train one iteration, checkpoint, export, commit; return the new model directory."""
+        iteration = self.state['iteration'] + 1
+        new_version = f'{self.state["base"]}-it{iteration}'
+        started = time.monotonic()
+        metrics = run_iteration(self.model, self.optimizer, decisions, self.codec, self.config,
+                                self.device, iteration)
+        metrics['train_s'] = time.monotonic() - started
+        weights = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        ckpt.save_checkpoint(self._checkpoint(new_version), {
+            **self.sft_state, 'model': weights, 'optimizer': self.optimizer.state_dict(),
+            'reinforce_config': self.config.to_dict(), 'version': new_version})
+        model_dir = os.path.join(self.run_dir, 'models', new_version)
+        if os.path.exists(model_dir):
+            shutil.rmtree(model_dir)  # an export of this uncommitted version was interrupted
+        episodes = [labels.episode_id for _, labels in pending]
+        rewards = {labels.reward_version for _, labels in pending}
+        export_model_dir(model_dir, self.codec, {
+            'version': new_version, 'parent_version': self.version, 'stage': 'reinforce',
+            'provenance': provenance(
+                run_dir=os.path.abspath(self.run_dir), iteration=iteration, episodes=episodes,
+                reward_versions=sorted(rewards), metrics=metrics,
+                reinforce_config=self.config.to_dict())}, policy=self.model.cpu())
+        self.model.to(self.device)
+        self.state['versions'].append({'version': new_version, 'parent': self.version,
+                                       'iteration': iteration, 'model_dir': model_dir,
+                                       'episodes': len(episodes), 'metrics': metrics})
+        self.state.update(version=new_version, iteration=iteration,
+                          consumed=self.state['consumed'] + episodes)
+        write_json_atomic(os.path.join(self.run_dir, STATE), self.state)
+        with open(os.path.join(self.run_dir, 'metrics.jsonl'), 'a') as handle:
+            handle.write(json.dumps({'iteration': iteration, 'version': new_version,
+                                     **metrics}) + '\n')
+        self.log(f'iteration {iteration}: {len(episodes)} episodes, {len(decisions)} decisions, '
+                 f'mean return {metrics["mean_return"]:.2f} -> {new_version}')
+        return model_dir
+
+    def revert_to(self, version: str, reason: str):
+        """Make an earlier version live again (a rollback) and commit it."""
+        known = {entry['version']: entry for entry in self.state['versions']}
+        if version not in known:
+            raise ValueError(f'version {version} is not part of this run ({sorted(known)})')
+        self._load(version)
+        self.state['versions'].append({**known[version], 'rollback': reason})
+        self.state['version'] = version
+        write_json_atomic(os.path.join(self.run_dir, STATE), self.state)
+        return known[version]['model_dir']

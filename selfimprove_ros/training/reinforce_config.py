@@ -1,0 +1,53 @@
+"""Settings of Stage 2 (REINFORCE self-improvement); defaults are the paper's where it has one."""
+
+from dataclasses import asdict, dataclass, fields
+
+from selfimprove_ros.core.config import require, setting
+
+
+@dataclass
+class ReinforceConfig:
+    """Returns, loss scale, on-policy batching and optimisation of self-improvement."""
+
+    gamma: float = setting(0.9, 'Discount per decision (one sampled chunk) (the paper: 0.9)')
+    loss_scale: float = setting(
+        0.05, 'c in loss = -c * R_t * log pi(a_t | o_t, g) (the paper: 0.05, ~ 1 - gamma^N '
+        'keeps c * R within about [-1, 1])')
+    updates_per_iteration: int = setting(16, 'Gradient updates per iteration (the paper: 16)')
+    batch_size: int = setting(64, 'Decisions per update (the paper: 64); an iteration waits '
+                              'for updates x batch on-policy decisions, then clears its buffer')
+    lr: float = setting(1e-4, 'AdamW learning rate of the policy copy')
+    weight_decay: float = setting(0.0, 'AdamW weight decay')
+    grad_clip: float = setting(1.0, 'Global gradient-norm clip; 0 disables')
+    success_bonus: float = setting(
+        0.0, 'Extra reward [ticks] on the last step when the simulator reports success (the '
+        'paper adds a small constant for an insertion the cameras cannot see); applied at '
+        'labelling time, recorded here for provenance')
+    seed: int = setting(0, 'Seed of minibatch sampling')
+    device: str = setting('auto', "'auto' (cuda if present), 'cpu' or 'cuda[:N]'")
+    torch_threads: int = setting(0, 'torch intra-op threads on CPU; 0 = torch default')
+
+    def __post_init__(self):
+        require(0.0 <= self.gamma <= 1.0, f'gamma must be in [0, 1], got {self.gamma!r}')
+        require(self.loss_scale > 0, f'loss_scale must be > 0, got {self.loss_scale!r}')
+        for name in ('updates_per_iteration', 'batch_size'):
+            require(getattr(self, name) >= 1, f'{name} must be >= 1, got {getattr(self, name)!r}')
+        require(self.lr > 0, f'lr must be > 0, got {self.lr!r}')
+        require(self.grad_clip >= 0, f'grad_clip must be >= 0, got {self.grad_clip!r}')
+
+    @property
+    def samples_per_iteration(self) -> int:
+        """Return the on-policy decisions one iteration consumes (N x B)."""
+        return self.updates_per_iteration * self.batch_size
+
+    def to_dict(self) -> dict:
+        """Return plain data for checkpoints and manifests."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """Build from plain data, naming unknown keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        require(not unknown, f'unknown REINFORCE settings {unknown}; known: {sorted(known)}')
+        return cls(**data)
