@@ -20,6 +20,21 @@ def add_arguments(parser):
     sft.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
                      help="overrides, e.g. sft.steps=500 sft.model.encoder=resnet18 "
                      "dataset.val_fraction=0.2")
+    improve = verbs.add_parser('improve', help='Stage 2: REINFORCE on on-policy practice bags, '
+                               'one new policy version per iteration (resumes from RUN_DIR)')
+    improve.add_argument('--bags', required=True, nargs='+',
+                         help='episode-bag directories the robots record into')
+    improve.add_argument('--out', required=True, help='self-improvement run directory')
+    improve.add_argument('--model', default='',
+                         help='Stage-1 model directory the robots start with (new runs)')
+    improve.add_argument('--checkpoint', default='',
+                         help='policy checkpoint (default: the one the model manifest names)')
+    improve.add_argument('--iterations', type=int, default=1,
+                         help='iterations to run before exiting (0 = forever)')
+    improve.add_argument('--poll-s', type=float, default=5.0,
+                         help='seconds between scans of the bag directories')
+    improve.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
+                         help='ReinforceConfig overrides, e.g. lr=3e-5 batch_size=32')
     report = verbs.add_parser('report', help='value landscape of a run on held-out episodes')
     report.add_argument('run_dir', help='run directory of `train sft`')
     report.add_argument('--bags', nargs='+', default=None,
@@ -43,7 +58,7 @@ def load_settings(path, overrides) -> dict:
 
 def run(args) -> int:
     """Dispatch to the verb."""
-    return {'sft': run_sft, 'report': run_report}[args.verb](args)
+    return {'sft': run_sft, 'improve': run_improve, 'report': run_report}[args.verb](args)
 
 
 def run_sft(args) -> int:
@@ -54,6 +69,18 @@ def run_sft(args) -> int:
     config = SftConfig.from_dict(settings.get('sft', {}))
     summary = train_sft(args.bags, args.out, config, settings.get('dataset', {}))
     print(json.dumps(summary, indent=1))
+    return 0
+
+
+def run_improve(args) -> int:
+    """Wait for on-policy episodes, train, export; repeat `--iterations` times."""
+    from selfimprove_ros.training.improve_loop import improve_forever
+    from selfimprove_ros.training.reinforce_config import ReinforceConfig
+    from selfimprove_ros.training.sft_config import apply_overrides
+    config = ReinforceConfig.from_dict(apply_overrides({}, args.overrides))
+    for model_dir in improve_forever(args.bags, args.out, config, args.model, args.checkpoint,
+                                     args.iterations, args.poll_s):
+        print(f'new policy version in {model_dir}')
     return 0
 
 

@@ -56,13 +56,19 @@ def _params(config: dict, key: str) -> dict:
     return dict((config.get(key) or {}).get('ros__parameters') or {})
 
 
+RUNTIME_NODES = ('policy_node', 'reward_scorer_node', 'success_detector_node',
+                 'episode_manager_node')
+
+
 def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
-                with_expert: bool = False) -> list:
+                with_expert: bool = False, with_runtime: bool = False) -> list:
     """Node specs for one robot; `overrides` maps node key -> parameter changes.
 
     Graph-wide `launch` settings: `cameras` (names to start), `lockstep` (sim clock drives
-    everyone else through use_sim_time), `recorder` (start the episode recorder), and `task` and
-    `control_period_s`, which every node that needs them receives, so they cannot disagree.
+    everyone else through use_sim_time), `recorder` (start the episode recorder), `task` and
+    `control_period_s`, which every node that needs them receives, so they cannot disagree, and
+    for the runtime (`with_runtime`) `model_dir` (the first policy) and `reward_model_dir` (the
+    frozen Stage-1 reward model).
     """
     overrides = overrides or {}
     launch = {**config['launch'], **overrides.get('launch', {})}
@@ -70,8 +76,10 @@ def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
     lockstep = bool(launch.get('lockstep', False))
 
     shared = {key: launch[key] for key in ('task', 'control_period_s') if key in launch}
-    task = {'robot_node': 'sim.task', 'camera_node': 'sim_task', 'expert_node': 'task'}
-    period = {'robot_node': 'control_period_s', 'expert_node': 'control_period_s'}
+    task = {'robot_node': 'sim.task', 'camera_node': 'sim_task', 'expert_node': 'task',
+            'episode_manager_node': 'task'}
+    period = {key: 'control_period_s' for key in (
+        'robot_node', 'expert_node', 'policy_node', 'reward_scorer_node', 'episode_manager_node')}
 
     def node_params(key, extra=None):
         params = {**_params(config, key), **overrides.get(key, {}), **(extra or {})}
@@ -96,4 +104,20 @@ def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
     if with_expert:
         specs.append(NodeSpec('expert_node', 'expert_node', namespace,
                               node_params('expert_node', {'cameras': cameras})))
+    if with_runtime:
+        specs += runtime_specs(launch, cameras, lockstep, namespace, node_params)
     return specs
+
+
+def runtime_specs(launch: dict, cameras: list, lockstep: bool, namespace: str, node_params):
+    """Return the controller, reward scorer, success detector and episode manager specs."""
+    models = {}
+    if launch.get('model_dir'):
+        models['policy_node'] = {'model_dir': launch['model_dir']}
+    if launch.get('reward_model_dir'):
+        models['reward_scorer_node'] = {'reward_model_dir': launch['reward_model_dir']}
+    extra = {'policy_node': {'cameras': cameras, 'lockstep': lockstep},
+             'reward_scorer_node': {'cameras': cameras}}
+    return [NodeSpec(key, key, namespace,
+                     node_params(key, {**extra.get(key, {}), **models.get(key, {})}))
+            for key in RUNTIME_NODES]

@@ -1,0 +1,43 @@
+"""The self-improvement loop around ImproveRun: wait for enough on-policy decisions, iterate.
+
+Shared by `selfimprove train improve` and trainer_node. Episodes of older versions stay on disk
+but never train the current one (on-policy, as the paper); an iteration starts once the live
+version's labelled episodes hold updates x batch decisions.
+"""
+
+import time
+
+from selfimprove_ros.training.improve_run import ImproveRun
+
+
+def ready_decisions(run: ImproveRun, bag_roots, log=print):
+    """Return (pending, decisions) once enough on-policy decisions exist, else None."""
+    pending = run.pending(bag_roots)
+    # Count from the labels first: decoding the bags' images only pays once there are enough.
+    count = sum(sum(1 for t in range(len(labels.decision)) if labels.decision[t]
+                    and labels.token_versions and labels.token_versions[t] == run.version)
+                for _, labels in pending)
+    if count < run.config.samples_per_iteration:
+        return None
+    decisions = run.decisions(pending)
+    if len(decisions) < run.config.samples_per_iteration:
+        return None
+    return pending, decisions
+
+
+def improve_forever(bag_roots, run_dir, config, model_dir='', checkpoint='', iterations=0,
+                    poll_s=5.0, log=print, should_stop=lambda: False):
+    """Yield each new policy model directory; stop after `iterations` (0 = never)."""
+    run = ImproveRun(run_dir, config, model_dir, checkpoint, log)
+    done, waiting_since = 0, time.monotonic()
+    while not should_stop() and (iterations == 0 or done < iterations):
+        ready = ready_decisions(run, bag_roots, log)
+        if ready is None:
+            if time.monotonic() - waiting_since > 60:
+                log(f'waiting for {config.samples_per_iteration} labelled decisions of '
+                    f'{run.version} in {bag_roots}')
+                waiting_since = time.monotonic()
+            time.sleep(poll_s)
+            continue
+        yield run.iterate(*ready)
+        done += 1
