@@ -1,4 +1,4 @@
-"""Launch a real ALOHA station (Interbotix followers, four RealSense cameras, recorder).
+"""Launch a real ALOHA station: followers, four RealSense cameras, recorder and the runtime.
 
 Built on selfimprove_ros.graph.description, the same description the project's own launcher
 uses, so `ros2 launch` and `selfimprove` start identical graphs.

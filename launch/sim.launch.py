@@ -1,4 +1,4 @@
-"""Launch the simulated ALOHA (robot, four rendered cameras, recorder; expert optional).
+"""Launch the simulated ALOHA: robot, four rendered cameras, recorder, runtime (or expert).
 
 Built on selfimprove_ros.graph.description, the same description the project's own launcher
 uses, so `ros2 launch` and `selfimprove` start identical graphs.

@@ -16,6 +16,13 @@ ARGUMENTS = {
     'config': ('', 'Graph config YAML (default: the one this launch file names)'),
     'bag_dir': ('', 'Where episode bags go (default: the config\'s recorder bag_dir)'),
     'with_expert': ('false', 'Sim: also start the scripted expert controller'),
+    'with_runtime': ('true', 'Start the policy controller, reward scorer, success detector and '
+                     'episode manager'),
+    'model_dir': ('', 'First policy model directory (default: the config\'s; later versions '
+                  'arrive on /models/policy)'),
+    'reward_model_dir': ('', 'Frozen Stage-1 model directory with reward.onnx (default: the '
+                         'config\'s)'),
+    'use_sim_time': ('', 'Follow /clock: true/false (default: the config\'s lockstep setting)'),
 }
 
 
@@ -32,10 +39,16 @@ def _nodes(context, default_config):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     config = load_config(value['config'] or config_path(default_config))
     overrides = {'launch': {'task': value['task']}}
+    for key in ('model_dir', 'reward_model_dir'):
+        if value[key]:
+            overrides['launch'][key] = value[key]
+    if value['use_sim_time']:
+        overrides['launch']['lockstep'] = value['use_sim_time'].lower() == 'true'
     if value['bag_dir']:
         overrides['recorder_node'] = {'bag_dir': value['bag_dir']}
     specs = build_graph(config, value['robot'], overrides,
-                        with_expert=value['with_expert'].lower() == 'true')
+                        with_expert=value['with_expert'].lower() == 'true',
+                        with_runtime=value['with_runtime'].lower() == 'true')
     return [Node(package=PACKAGE, executable=spec.executable, name=spec.name,
                  namespace=spec.namespace, parameters=[spec.parameters], output='screen')
             for spec in specs]
