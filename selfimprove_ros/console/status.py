@@ -12,6 +12,7 @@ from typing import Optional
 from selfimprove_ros.core.episode_state import Phase
 from selfimprove_ros.core.topics import (EPISODE_ABORT, EPISODE_RESET_DONE, EPISODE_START,
                                          EPISODE_STATUS)
+from selfimprove_ros.training.version_history import wilson_interval  # noqa: F401, re-exported
 
 SERVICES = (EPISODE_RESET_DONE, EPISODE_ABORT, EPISODE_START)
 
@@ -101,17 +102,6 @@ def parse_status(data) -> RobotStatus:
         episodes=_check(data, 'episodes', 'int'), by_version=_by_version(data.get('by_version')),
         needs_operator=_check(data, 'needs_operator', 'bool'),
         stamp_ns=_check(data, 'stamp_ns', 'int'))
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.96):
-    """Return the Wilson score interval (low, high) of a success rate; (0, 1) without trials."""
-    if trials <= 0:
-        return 0.0, 1.0
-    p = successes / trials
-    denominator = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def status_namespace(topic: str):
