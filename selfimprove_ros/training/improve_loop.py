@@ -8,6 +8,7 @@ version's labelled episodes hold updates x batch decisions.
 import time
 
 from selfimprove_ros.training.improve_run import ImproveRun
+from selfimprove_ros.training.stopping_rule import decide, StoppingConfig
 
 
 def ready_decisions(run: ImproveRun, bag_roots, log=print):
@@ -26,8 +27,15 @@ def ready_decisions(run: ImproveRun, bag_roots, log=print):
 
 
 def improve_forever(bag_roots, run_dir, config, model_dir='', checkpoint='', iterations=0,
-                    poll_s=5.0, log=print, should_stop=lambda: False):
-    """Yield each new policy model directory; stop after `iterations` (0 = never)."""
+                    poll_s=5.0, log=print, should_stop=lambda: False, stopping=None):
+    """Yield the model directory of each new (or rolled-back-to) live policy.
+
+    Before training on a version's practice, the stopping rule judges that version against the
+    best so far: significantly worse -> roll back to the best (its episodes still count in the
+    history, but train nothing); worse `patience` times in a row -> stop with the best live.
+    Stops after `iterations` (0 = never).
+    """
+    stopping = stopping or StoppingConfig()
     run = ImproveRun(run_dir, config, model_dir, checkpoint, log)
     done, waiting_since = 0, time.monotonic()
     while not should_stop() and (iterations == 0 or done < iterations):
@@ -39,5 +47,19 @@ def improve_forever(bag_roots, run_dir, config, model_dir='', checkpoint='', ite
                 waiting_since = time.monotonic()
             time.sleep(poll_s)
             continue
-        yield run.iterate(*ready)
+        pending, decisions = ready
+        run.record_outcomes(pending)
+        verdict = decide(run.history, run.version, stopping)
+        episodes = [labels.episode_id for _, labels in pending]
+        if verdict.action == 'continue':
+            yield run.iterate(pending, decisions)
+        elif verdict.action == 'rollback':
+            yield run.revert_to(verdict.best_version, verdict.reason, episodes)
+        else:
+            log(f'stopping: {verdict.reason}')
+            if verdict.best_version and verdict.best_version != run.version:
+                yield run.revert_to(verdict.best_version, verdict.reason, episodes)
+            else:
+                run.commit(episodes)
+            return
         done += 1

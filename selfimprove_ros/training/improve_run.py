@@ -29,6 +29,7 @@ from selfimprove_ros.training.policy_gradient import (Decisions, episode_decisio
                                                       run_iteration)
 from selfimprove_ros.training.reinforce_config import ReinforceConfig
 from selfimprove_ros.training.run_export import provenance
+from selfimprove_ros.training.version_history import VersionHistory
 
 STATE = 'state.json'
 
@@ -61,6 +62,11 @@ class ImproveRun:
                 f'{self.state["iteration"]}, {len(self.state["consumed"])} episodes consumed')
         else:
             self.state = self._start(initial_model_dir, checkpoint)
+        # Success per version lives in state.json too, so it commits with the consumed list:
+        # a crash can neither drop an episode from the history nor count it twice.
+        self.history = VersionHistory.from_dict(self.state['history']) \
+            if self.state.get('history') else VersionHistory()
+        self.history.add_version(self.version, self._parent(self.version))
         self._load(self.version)
 
     def _start(self, model_dir: str, checkpoint: str) -> dict:
@@ -86,6 +92,23 @@ class ImproveRun:
     def version(self) -> str:
         """Return the live policy version: the one whose episodes train the next iteration."""
         return self.state['version']
+
+    def _parent(self, version: str):
+        entries = [e for e in self.state['versions'] if e['version'] == version]
+        return entries[0].get('parent') if entries else None
+
+    def record_outcomes(self, pending):
+        """Count the pending episodes' detected and simulator successes for their version."""
+        for _, labels in pending:
+            self.history.add_episode(labels.policy_version, labels.outcome == 'success',
+                                     labels.sim_success)
+
+    def commit(self, episodes, **changes):
+        """Mark `episodes` consumed, apply `changes`, store the history; atomically."""
+        self.state.update(changes)
+        self.state['consumed'] = self.state['consumed'] + list(episodes)
+        self.state['history'] = self.history.to_dict()
+        write_json_atomic(os.path.join(self.run_dir, STATE), self.state)
 
     def _checkpoint(self, version: str) -> str:
         return os.path.join(self.run_dir, 'checkpoints', f'{version}.pt')
@@ -152,9 +175,8 @@ class ImproveRun:
         self.state['versions'].append({'version': new_version, 'parent': self.version,
                                        'iteration': iteration, 'model_dir': model_dir,
                                        'episodes': len(episodes), 'metrics': metrics})
-        self.state.update(version=new_version, iteration=iteration,
-                          consumed=self.state['consumed'] + episodes)
-        write_json_atomic(os.path.join(self.run_dir, STATE), self.state)
+        self.history.add_version(new_version, self.version)
+        self.commit(episodes, version=new_version, iteration=iteration)
         with open(os.path.join(self.run_dir, 'metrics.jsonl'), 'a') as handle:
             handle.write(json.dumps({'iteration': iteration, 'version': new_version,
                                      **metrics}) + '\n')
@@ -162,13 +184,14 @@ class ImproveRun:
                  f'mean return {metrics["mean_return"]:.2f} -> {new_version}')
         return model_dir
 
-    def revert_to(self, version: str, reason: str):
-        """Make an earlier version live again (a rollback) and commit it."""
+    def revert_to(self, version: str, reason: str, episodes=()):
+        """Make an earlier version live again (a rollback), consuming `episodes`; commit."""
         known = {entry['version']: entry for entry in self.state['versions']}
         if version not in known:
             raise ValueError(f'version {version} is not part of this run ({sorted(known)})')
+        self.history.record_rollback(self.version, version)
         self._load(version)
         self.state['versions'].append({**known[version], 'rollback': reason})
-        self.state['version'] = version
-        write_json_atomic(os.path.join(self.run_dir, STATE), self.state)
+        self.commit(episodes, version=version)
+        self.log(f'rolled back to {version}: {reason}')
         return known[version]['model_dir']
