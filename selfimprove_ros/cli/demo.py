@@ -1,36 +1,153 @@
-"""`selfimprove demo`: the simulated story, as far as the project goes today.
+"""`selfimprove demo`: the whole story in sim, as a newcomer would see it.
 
-Today: scripted demonstrations for a sim task through the full node graph (robot, four cameras,
-recorder, expert), then every bag is validated. Later stages (SFT, practice, evaluation) join
-this command as they land.
+1. scripted demonstrations (with injected noise) through the node graph -> episode bags
+2. Stage 1: SFT of the two-headed model, value landscape on held-out demonstrations, export
+3. baseline: greedy evaluation of the Stage-1 policy
+4. Stage 2: practice iterations through the running graph (policy, reward scorer, success
+   detector, episode manager, recorder), REINFORCE on the on-policy bags, a greedy evaluation
+   of every new version
+5. a report: table in the terminal, plots and bags on disk
 """
 
-import argparse
+import json
 import os
+import time
 
-from selfimprove_ros.cli import bag, collect
+from selfimprove_ros.cli import collect
+from selfimprove_ros.cli.evaluate import evaluate, run_graph_until_labelled
 
-HELP = 'run the simulated demo: demonstrations through the node graph, then bag checks'
+HELP = 'run the simulated story: demonstrations, SFT, evaluation, practice, report'
+
+SIZES = {  # default (about 15 min on a 2-core CPU) and --full
+    False: {'demos': 12, 'sft_steps': 1200, 'eval_episodes': 6, 'iterations': 3,
+            'updates': 8, 'batch': 32},
+    True: {'demos': 50, 'sft_steps': 20000, 'eval_episodes': 30, 'iterations': 10,
+           'updates': 16, 'batch': 64},
+}
 
 
 def add_arguments(parser):
     """Arguments of `demo`."""
-    parser.add_argument('--out', default='runs/demo', help='where bags and logs go')
-    parser.add_argument('--task', default='transfer_cube')
-    parser.add_argument('--episodes', type=int, default=5)
-    parser.add_argument('--full', action='store_true', help='the long version: 50 episodes')
+    parser.add_argument('--out', default='runs/demo', help='where everything goes')
+    parser.add_argument('--task', default='transfer_cube', choices=('transfer_cube', 'insertion'))
+    parser.add_argument('--full', action='store_true',
+                        help='the long version (hours on a CPU): more demonstrations, SFT '
+                        'steps, evaluation episodes and iterations')
+    parser.add_argument('--noise-std', type=float, default=0.01,
+                        help='expert noise [rad]: imperfect demonstrations keep BC below 100%%')
+    parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
+
+
+def stage(number: int, text: str):
+    """Print a stage banner."""
+    print(f'\n== {number}/5 {text}', flush=True)
 
 
 def run(args) -> int:
-    """Collect, then check every bag."""
-    episodes = 50 if args.full else args.episodes
-    out = os.path.abspath(os.path.join(args.out, 'demonstrations', args.task))
-    print(f'== 1/2 scripted demonstrations: {episodes} x {args.task} through the node graph')
-    collect_args = collect.build_namespace(task=args.task, episodes=episodes, out=out)
-    code = collect.run(collect_args)
-    bags = sorted(os.path.join(out, name) for name in os.listdir(out)
-                  if os.path.exists(os.path.join(out, name, 'metadata.yaml')))
-    print(f'\n== 2/2 checking {len(bags)} bags')
-    code |= bag.run(argparse.Namespace(verb='check', bags=bags, expect=None, max_gap_s=1.0))
-    print(f'\nbags: {out}\nnode logs: {os.path.join(out, "logs")}')
-    return code
+    """Run the five stages and print the report."""
+    size = SIZES[args.full]
+    out = os.path.abspath(os.path.join(args.out, args.task))
+    started = time.monotonic()
+    stage(1, f'{size["demos"]} scripted demonstrations of {args.task} (noise '
+             f'{args.noise_std} rad) through the node graph')
+    demos = os.path.join(out, 'demonstrations')
+    collect.run(collect.build_namespace(task=args.task, episodes=size['demos'], out=demos,
+                                        noise_std=args.noise_std, cameras=['cam_high']))
+    stage(2, f'Stage 1: SFT ({size["sft_steps"]} steps), value landscape, export')
+    stage1 = train_stage1(demos, out, size['sft_steps'])
+    stage(3, f'baseline: {size["eval_episodes"]} greedy episodes of the Stage-1 policy')
+    history = [evaluation(stage1, stage1, args, out, size, 'stage1')]
+    stage(4, f'Stage 2: {size["iterations"]} practice iterations')
+    history += practice(stage1, args, out, size)
+    stage(5, 'report')
+    report(history, out, time.monotonic() - started)
+    return 0
+
+
+def train_stage1(demos: str, out: str, steps: int) -> str:
+    """Train SFT and export; return the Stage-1 model directory."""
+    from selfimprove_ros.training.run_export import export_run
+    from selfimprove_ros.training.sft_config import SftConfig
+    from selfimprove_ros.training.sft_trainer import train_sft
+    run_dir = os.path.join(out, 'sft')
+    config = SftConfig(steps=steps, batch_size=32, eval_every=max(100, steps // 6),
+                       checkpoint_every=max(100, steps // 6))
+    summary = train_sft([demos], run_dir, config, {'val_fraction': 0.2})
+    landscape = summary.get('value_landscape', {})
+    print(f'SFT: BC accuracy {summary.get("val_bc_accuracy", float("nan")):.2f}, steps-to-go '
+          f'MAE {summary.get("val_steps_mae", float("nan")):.1f} ticks; value landscape '
+          f'Spearman {landscape.get("spearman", float("nan")):.3f} -> {landscape.get("plot")}')
+    model_dir = os.path.join(out, 'models', 'stage1')
+    if not os.path.exists(model_dir):
+        export_run(run_dir, model_dir)
+    return model_dir
+
+
+def evaluation(model_dir: str, reward_dir: str, args, out: str, size: dict, name: str) -> dict:
+    """Greedy episodes of `model_dir`; return the report."""
+    result = evaluate(model_dir, reward_dir, args.task, size['eval_episodes'],
+                      os.path.join(out, 'eval', name), seed=1000,
+                      max_ticks=args.max_ticks, temperature=0.0)
+    return {'name': name, 'model_dir': model_dir, **result}
+
+
+def practice(stage1: str, args, out: str, size: dict) -> list:
+    """Alternate practice (temperature 1, recorded, labelled) and REINFORCE iterations."""
+    from selfimprove_ros.training.improve_loop import ready_decisions
+    from selfimprove_ros.training.improve_run import ImproveRun
+    from selfimprove_ros.training.reinforce_config import ReinforceConfig
+    config = ReinforceConfig(updates_per_iteration=size['updates'], batch_size=size['batch'])
+    run = ImproveRun(os.path.join(out, 'improve'), config, stage1)
+    bags = os.path.join(out, 'practice')
+    results = []
+    for iteration in range(1, size['iterations'] + 1):
+        model_dir = next(e['model_dir'] for e in run.state['versions']
+                         if e['version'] == run.version)
+        print(f'-- iteration {iteration}: practising with {run.version} until '
+              f'{config.samples_per_iteration} decisions are labelled', flush=True)
+        ready = practise_until(run, model_dir, stage1, bags, args, out, iteration,
+                               lambda: ready_decisions(run, [bags]))
+        run.record_outcomes(ready[0])
+        new_dir = run.iterate(*ready)
+        results.append(evaluation(new_dir, stage1, args, out, size, os.path.basename(new_dir)))
+    return results
+
+
+def practise_until(run, model_dir, reward_dir, bags, args, out, iteration, ready):
+    """Run the practice graph until `ready()` returns something; return it."""
+    from selfimprove_ros.graph.description import build_graph, config_path, load_config
+    overrides = {
+        'launch': {'task': args.task, 'cameras': ['cam_high'], 'lockstep': True,
+                   'model_dir': model_dir, 'reward_model_dir': reward_dir},
+        'robot_node': {'seed': 100 * iteration},
+        'recorder_node': {'bag_dir': bags},
+        'policy_node': {'temperature': 1.0, 'seed': iteration},
+        'episode_manager_node': {'max_ticks': args.max_ticks, 'wait_for_policy': True},
+    }
+    specs = build_graph(load_config(config_path('sim.yaml')), 'aloha1', overrides,
+                        with_runtime=True)
+    result = []
+
+    def enough(done, ended):
+        result[:] = [ready()]
+        return result[0] is not None
+    run_graph_until_labelled(specs, 'aloha1', 10**6, os.path.join(out, 'logs', 'practice'),
+                             stop_when=enough)
+    return result[0]
+
+
+def report(history: list, out: str, elapsed_s: float):
+    """Print the table and where everything is; save report.json."""
+    print(f'\n{"version":42s} {"sim success (greedy)":26s} {"detected":26s}')
+    for row in history:
+        print(f'{row["version"]:42s} {row["sim_success"]["describe"]:26s} '
+              f'{row["detected_success"]["describe"]:26s}')
+    path = os.path.join(out, 'report.json')
+    with open(path, 'w') as handle:
+        json.dump({'elapsed_s': elapsed_s, 'history': history}, handle, indent=1)
+    print(f'\nfinished in {elapsed_s / 60:.1f} min. Report {path}\n'
+          f'demonstrations {os.path.join(out, "demonstrations")}, SFT run and value landscape '
+          f'{os.path.join(out, "sft")}, models {os.path.join(out, "models")} and '
+          f'{os.path.join(out, "improve", "models")}, practice bags '
+          f'{os.path.join(out, "practice")}, evaluation bags and plots '
+          f'{os.path.join(out, "eval")}')

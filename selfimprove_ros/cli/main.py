@@ -3,10 +3,10 @@
 import argparse
 import sys
 
-from selfimprove_ros.cli import bag, collect, console, demo, export, train
+from selfimprove_ros.cli import bag, collect, console, demo, evaluate, export, train
 
-COMMANDS = {'collect': collect, 'bag': bag, 'train': train, 'export': export, 'demo': demo,
-            'console': console}
+COMMANDS = {'collect': collect, 'bag': bag, 'train': train, 'export': export, 'eval': evaluate,
+            'demo': demo, 'console': console}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,96 @@
+"""`selfimprove eval`: greedy episodes of a model in sim, success rate and steps-to-go curve."""
+
+import json
+import os
+
+from selfimprove_ros.sim.aloha_sim import TASKS
+
+HELP = 'evaluate a policy in sim: success rate with a 95% interval, mean steps-to-go curve'
+
+
+def add_arguments(parser):
+    """Arguments of `eval`."""
+    parser.add_argument('--model', required=True, help='model directory with policy.onnx')
+    parser.add_argument('--reward-model', default='',
+                        help='frozen Stage-1 model directory with reward.onnx (default: --model)')
+    parser.add_argument('--task', choices=TASKS, default='transfer_cube')
+    parser.add_argument('--episodes', type=int, default=10)
+    parser.add_argument('--out', default='runs/eval', help='directory for bags and the report')
+    parser.add_argument('--seed', type=int, default=1000,
+                        help='seed of the first episode (demonstrations use 0..)')
+    parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
+    parser.add_argument('--temperature', type=float, default=0.0,
+                        help='0 = greedy (default), 1 = the practising policy')
+    parser.add_argument('--robot', default='aloha1')
+
+
+def run(args) -> int:
+    """Run the episodes, print and save the report."""
+    report = evaluate(args.model, args.reward_model or args.model, args.task, args.episodes,
+                      args.out, seed=args.seed, max_ticks=args.max_ticks,
+                      temperature=args.temperature, robot=args.robot)
+    print(json.dumps({k: v for k, v in report.items() if k != 'episodes'}, indent=1))
+    return 0
+
+
+def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ticks=100,
+             temperature=0.0, robot='aloha1', log=print) -> dict:
+    """Run `episodes` episodes of the policy through the sim graph and report on them."""
+    from selfimprove_ros.graph.description import build_graph, config_path, load_config
+    from selfimprove_ros.model.manifest import read_manifest
+    from selfimprove_ros.training.episode_report import episode_report
+    if episodes < 1:
+        raise ValueError(f'--episodes must be >= 1, got {episodes}')
+    manifest = read_manifest(model_dir)
+    cameras = manifest['codec']['cameras']
+    out = os.path.abspath(out)
+    overrides = {
+        'launch': {'task': task, 'cameras': cameras, 'lockstep': True,
+                   'model_dir': os.path.abspath(model_dir),
+                   'reward_model_dir': os.path.abspath(reward_model_dir)},
+        'robot_node': {'seed': seed},
+        'recorder_node': {'bag_dir': os.path.join(out, 'bags')},
+        'policy_node': {'temperature': float(temperature)},
+        'episode_manager_node': {'max_episodes': episodes, 'max_ticks': max_ticks,
+                                 'wait_for_policy': True},
+    }
+    specs = build_graph(load_config(config_path('sim.yaml')), robot, overrides,
+                        with_runtime=True)
+    saved = run_graph_until_labelled(specs, robot, episodes, os.path.join(out, 'logs'), log)
+    report = episode_report([event['path'] for event in saved], out, manifest['version'])
+    log(f'{manifest["version"]}: simulator success {report["sim_success"]["describe"]}, '
+        f'detected {report["detected_success"]["describe"]}; curve in {report["plot"]}')
+    return report
+
+
+def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout_s=None,
+                             stop_when=None):
+    """Start `specs`, wait for `episodes` labelled episodes, stop; return their saved events.
+
+    `stop_when(done, ended)`, called after each labelled episode, can end the wait early.
+    """
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from selfimprove_ros.graph.dds import dds_environment
+    from selfimprove_ros.graph.launcher import GraphRunner
+    from selfimprove_ros.nodes.episode_watcher import EpisodeWatcher
+    os.environ.update(dds_environment())
+    if not rclpy.ok():
+        rclpy.init()
+    try:
+        with GraphRunner(specs, log_dir) as graph:
+            watcher = EpisodeWatcher('/' + robot.strip('/'))
+            executor = SingleThreadedExecutor()
+            executor.add_node(watcher)
+
+            def progress(done, ended):
+                last = list(ended.values())[-1] if ended else {}
+                log(f'  episode {done}: {last.get("outcome", "?")} ({last.get("cause", "")})')
+                return bool(stop_when and stop_when(done, ended))
+            saved = watcher.wait_for_labelled(executor, episodes, timeout_s or 120 + 60 *
+                                              min(episodes, 1000), graph.check, progress)
+            watcher.destroy_node()
+            return saved
+    finally:
+        rclpy.shutdown()
