@@ -79,7 +79,8 @@ class Collector(Node):
         elif event['event'] == 'recording':
             self.recording[event['episode_id']] = event['path']
 
-    def wait_ready(self, executor, timeout_s: float, subscribers: int, check=None):
+    def wait_ready(self, executor, timeout_s: float, subscribers: int, check=None,
+                   settle_s: float = 1.5):
         """Block until the reset service exists and `subscribers` nodes listen to events."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -88,6 +89,11 @@ class Collector(Node):
                 check()
             if self.reset_client.service_is_ready() and \
                     self.event_pub.get_subscription_count() >= subscribers:
+                # Our writer sees the readers, but a reader may not have matched our writer
+                # yet and would drop the first `start`; give discovery a moment to finish.
+                settle = time.monotonic() + settle_s
+                while time.monotonic() < settle:
+                    executor.spin_once(timeout_sec=0.05)
                 return
         raise TimeoutError(
             f'node graph not ready after {timeout_s} s: reset service ready='
