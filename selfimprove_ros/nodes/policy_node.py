@@ -54,6 +54,7 @@ class PolicyNode(Node):
         self.tokens_pub = self.create_publisher(String, topics.POLICY_ACTIONS, RELIABLE_QOS)
         self.timing_pub = self.create_publisher(String, topics.POLICY_TIMING, RELIABLE_QOS)
         self.create_subscription(String, topics.EPISODE_EVENTS, self.on_event, RELIABLE_QOS)
+        self.create_subscription(String, topics.EPISODE_STATUS, self.on_status, LATCHED_QOS)
         self.create_subscription(String, config.model_topic, self.on_announce, LATCHED_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joints, RELIABLE_QOS)
         for camera in config.cameras:
@@ -95,6 +96,10 @@ class PolicyNode(Node):
             return
         if event['event'] == 'start':
             if self.episode and self.episode['episode_id'] == event['episode_id']:
+                if 'task' not in self.episode:  # started from the status: take the goal now
+                    self.episode = event
+                    self.runtime.instruction = event.get('instruction') or \
+                        self.config.instruction
                 return  # a repeated start until the recorder acknowledged
             self.episode = event
             self.runtime.instruction = event.get('instruction') or self.config.instruction
@@ -105,6 +110,23 @@ class PolicyNode(Node):
             self.runtime.reset()
             if self.slot.between_episodes():
                 self.get_logger().info(f'swapped in policy {self.slot.live.version}')
+
+    def on_status(self, msg: String):
+        """Follow the manager's latched status too: a `start` missed during discovery."""
+        try:
+            status = json.loads(msg.data)
+            phase, episode_id = status['phase'], status['episode_id']
+        except (ValueError, KeyError, TypeError):
+            return
+        current = self.episode['episode_id'] if self.episode else None
+        if phase == 'running' and episode_id and episode_id != current:
+            self.get_logger().warning(f'episode {episode_id} runs but its start event never '
+                                      'arrived; acting on the manager\'s status')
+            self.episode = {'event': 'start', 'episode_id': episode_id}
+            self.runtime.reset()
+        elif phase != 'running' and current and current == episode_id:
+            self.on_event(String(data=json.dumps({'event': 'end', 'episode_id': current,
+                                                  'outcome': phase})))
 
     # Models -----------------------------------------------------------------------------------
     def request(self, model_dir: str):
