@@ -166,6 +166,7 @@ class PolicyNode(Node):
                 self.get_logger().error(f'{result}; keeping '
                                         f'{self.slot.live.version if self.slot.live else "none"}')
                 continue
+            self.last_rejection = ''
             if self.slot.offer(result, self.episode is not None,
                                self.config.swap_during_episode):
                 self.runtime.reset()
@@ -267,8 +268,9 @@ class PolicyNode(Node):
                   'compute_s': time.monotonic() - started}
         if stamps:
             timing['observation_age_s'] = max((tick_ns - s) / 1e9 for s in stamps.values())
-            newest = max(self.frame_wall[cam] for cam in model_config.cameras)
-            timing['latency_s'] = time.monotonic() - newest
+            # From the arrival of the oldest frame the decision used: the honest worst case.
+            oldest = min(self.frame_wall[cam] for cam in model_config.cameras)
+            timing['latency_s'] = time.monotonic() - oldest
         self.timing_pub.publish(String(data=json.dumps(timing)))
 
     def shutdown(self):
