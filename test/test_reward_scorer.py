@@ -163,6 +163,8 @@ class GraphClient(Node):
     def __init__(self, namespace: str):
         super().__init__('scorer_test_client', namespace=namespace)
         self.steps, self.events, self.detections = [], [], []
+        self.sent_ns = [1_700_000_000_000_000_000]  # stamps of the observations published
+        self.d_stamp = 0
         self.event_pub = self.create_publisher(String, topics.EPISODE_EVENTS, RELIABLE_QOS)
         self.d_pub = self.create_publisher(String, topics.STEPS_TO_GO, RELIABLE_QOS)
         self.joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, RELIABLE_QOS)
@@ -199,10 +201,53 @@ class GraphClient(Node):
     def event(self, kind, **fields):
         self.event_pub.publish(String(data=make_event(kind, **fields)))
 
-    def observation(self, stamp_ns: int):
+    def observation(self, kind, episode_id, **fields):
+        """Publish an event (a repeat changes nothing) and a fresh observation."""
+        self.event(kind, episode_id=episode_id, **fields)
+        stamp_ns = self.sent_ns[-1] + 100_000_000
+        self.sent_ns.append(stamp_ns)
         rgb = np.random.default_rng(stamp_ns % 1000).integers(0, 256, (48, 64, 3), np.uint8)
         self.image_pub.publish(image_msg(rgb, time_msg(stamp_ns), 'cam_high'))
         self.joint_pub.publish(joint_state_msg(time_msg(stamp_ns), START_POSE))
+
+    def live_episode(self, runner, episode_id: str) -> list:
+        """Start, observe until scored, end until scored as between episodes; return the d's.
+
+        Repeating the events until answered also covers readers that are not matched yet.
+        """
+        first = len(self.steps)
+        self.spin_until(lambda: any(d['episode_id'] == episode_id for d in self.steps[first:]),
+                        30.0, runner, lambda: self.observation('start', episode_id,
+                                                               robot='aloha1', task='cube'),
+                        f'live steps-to-go of episode {episode_id}')
+        self.spin_until(lambda: self.steps[-1]['episode_id'] == '', 30.0, runner,
+                        lambda: self.observation('end', episode_id, outcome='timeout'),
+                        'steps-to-go between episodes')
+        return self.steps[first:]
+
+    def send(self, episode_id: str, values):
+        """Publish steps-to-go values, paced: the contract's readers keep only 10 messages."""
+        for value in values:
+            self.d_stamp += 1
+            self.d_pub.publish(String(data=json.dumps({
+                'episode_id': episode_id, 'stamp_ns': self.d_stamp, 'steps_to_go': value,
+                'version': 'v'})))
+            self.executor_.spin_once(timeout_sec=0.02)
+
+    def warm_up_detector(self, runner):
+        """Run fresh episodes that fire until one detection comes back (readers matched)."""
+        rounds = []
+
+        def warm_up():
+            rounds.append(f'warm{len(rounds)}')
+            self.event('start', episode_id=rounds[-1], robot='aloha1', task='cube')
+            self.send(rounds[-1], [0, 0, 0])
+
+        self.spin_until(lambda: self.detections, 30.0, runner, warm_up, 'a warm-up detection')
+        self.spin_until(lambda: self.detections[-1]['episode_id'] == rounds[-1], 10.0, runner,
+                        what='the last warm-up detection')
+        assert {d['episode_id'] for d in self.detections} <= set(rounds)
+        self.detections.clear()
 
 
 @pytest.fixture(scope='module')
@@ -220,6 +265,8 @@ def graph(tmp_path_factory, model_dir):
                                    (detector, topics.SUCCESS_DETECTED)):
             client.spin_until(lambda c=client, a=answers_on: c.ready(a), 60.0, runner,
                               what=f'{client.get_namespace()} ready')
+        scorer.live_episode(runner, 'handshake')
+        detector.warm_up_detector(runner)
         yield runner, scorer, detector
         scorer.destroy_node()
         detector.destroy_node()
@@ -228,23 +275,12 @@ def graph(tmp_path_factory, model_dir):
 
 def test_scorer_publishes_live_steps_to_go_of_the_running_episode(graph):
     runner, client, _ = graph
-    sent, t0 = [], 1_700_000_000_000_000_000
-
-    def observe(kind, **fields):
-        # A repeated start or end changes nothing, and covers a reader not matched yet.
-        client.event(kind, episode_id='live1', **fields)
-        sent.append(t0 + len(sent) * 100_000_000)
-        client.observation(sent[-1])
-
-    client.spin_until(lambda: any(d['episode_id'] == 'live1' for d in client.steps), 30.0,
-                      runner, lambda: observe('start', robot='aloha1', task='cube'),
-                      'live steps-to-go of episode live1')
-    client.spin_until(lambda: client.steps[-1]['episode_id'] == '', 30.0, runner,
-                      lambda: observe('end', outcome='timeout'), 'steps-to-go between episodes')
-    stamps = [d['stamp_ns'] for d in client.steps]
-    assert set(stamps) <= set(sent) and stamps == sorted(set(stamps))  # newest only, once
+    steps = client.live_episode(runner, 'live1')
+    stamps = [d['stamp_ns'] for d in steps]
+    assert set(stamps) <= set(client.sent_ns) and stamps == sorted(set(stamps))  # newest, once
+    assert {d['episode_id'] for d in steps} == {'live1', ''}
     assert all(d['version'] == 'reward-v1' and np.isfinite(d['steps_to_go'])
-               and 0 <= d['steps_to_go'] <= 20 for d in client.steps)
+               and 0 <= d['steps_to_go'] <= 20 for d in steps)
 
 
 def test_scorer_labels_a_saved_bag(graph, tmp_path):
@@ -264,27 +300,18 @@ def test_scorer_labels_a_saved_bag(graph, tmp_path):
 def test_detector_fires_once_after_k_consecutive_values(graph):
     runner, _, client = graph
     client.event('start', episode_id='d1', robot='aloha1', task='cube')
-
-    def send(episode, values):
-        for value in values:
-            client.d_pub.publish(String(data=json.dumps({
-                'episode_id': episode, 'stamp_ns': len(sent), 'steps_to_go': value,
-                'version': 'v'})))
-            sent.append(value)
-            client.executor_.spin_once(timeout_sec=0.01)
-
-    sent = []
-    # Leading values may race the start event; whichever of them are lost, the third value in
-    # a row under 2 ticks is the one at stamp 11 (the 6 at stamp 8 breaks the first streak).
-    send('d1', [9, 9, 9])
-    send('other', [0, 0, 0])
-    send('d1', [1, 1, 6, 1, 1, 1, 0.5, 0.2])
+    first = client.d_stamp
+    # Other episodes' values are ignored; the 6 breaks the first streak.
+    client.send('other', [0, 0, 0])
+    client.send('d1', [1, 1, 6, 1, 1, 1])
+    client.spin_until(lambda: client.detections, 10.0, runner, what='detection of episode d1')
+    client.send('d1', [0.5, 0.2])  # a detected episode stays detected: no second message
     client.event('start', episode_id='d2', robot='aloha1', task='cube')
-    send('d2', [9, 9, 9, 1, 1, 1])
-    client.spin_until(lambda: any(d['episode_id'] == 'd2' for d in client.detections), 30.0,
-                      runner, what='detection of episode d2')
+    client.send('d2', [9, 1, 1, 1])  # a new start resets the latched verdict
+    client.spin_until(lambda: len(client.detections) > 1, 10.0, runner,
+                      what='detection of episode d2')
     assert client.detections == [
-        {'episode_id': 'd1', 'stamp_ns': 11, 'steps_to_go': 1.0, 'sim_success': False,
+        {'episode_id': 'd1', 'stamp_ns': first + 9, 'steps_to_go': 1.0, 'sim_success': False,
          'source': 'learned'},
-        {'episode_id': 'd2', 'stamp_ns': 19, 'steps_to_go': 1.0, 'sim_success': False,
+        {'episode_id': 'd2', 'stamp_ns': first + 15, 'steps_to_go': 1.0, 'sim_success': False,
          'source': 'learned'}]
