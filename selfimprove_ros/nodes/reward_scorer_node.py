@@ -138,7 +138,7 @@ class RewardScorerNode(Node):
             inputs = observation_inputs(self.model, frames, self.latest[JOINTS][1],
                                         self.instruction_ids)
             steps_to_go = float(self.model.run(*inputs)[1][0])
-        except ValueError as error:
+        except Exception as error:  # noqa: B902 - a bad frame must not stop scoring (ORT too)
             self.get_logger().error(f'cannot score the observation at {stamp_ns}: {error}',
                                     throttle_duration_sec=5.0)
             return
