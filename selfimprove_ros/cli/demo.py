@@ -92,7 +92,7 @@ def evaluation(model_dir: str, reward_dir: str, args, out: str, size: dict, name
 
 
 def practice(stage1: str, args, out: str, size: dict) -> list:
-    """Alternate practice (temperature 1, recorded, labelled) and REINFORCE iterations."""
+    """Alternate practising (at temperature 1, recorded, labelled) with REINFORCE iterations."""
     from selfimprove_ros.training.improve_loop import ready_decisions
     from selfimprove_ros.training.improve_run import ImproveRun
     from selfimprove_ros.training.reinforce_config import ReinforceConfig
