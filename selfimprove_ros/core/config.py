@@ -7,6 +7,8 @@ generate_parameter_library.
 
 import dataclasses
 
+from selfimprove_ros.core.topics import CAMERA_NAMES
+
 
 def setting(default, help: str):
     """Make a dataclass field with a default and its ROS parameter's description."""
@@ -33,3 +35,19 @@ def require(condition: bool, message: str):
     """Raise ValueError(message) unless condition holds; keeps __post_init__ checks one-liners."""
     if not condition:
         raise ValueError(message)
+
+
+def require_cameras(cameras):
+    """Require a non-empty list of known camera names without repeats."""
+    unknown = [cam for cam in cameras if cam not in CAMERA_NAMES]
+    require(bool(cameras) and not unknown,
+            f'cameras must be a non-empty subset of {list(CAMERA_NAMES)}, got {cameras!r}')
+    require(len(set(cameras)) == len(cameras), f'cameras must not repeat, got {cameras!r}')
+
+
+def config_from_dict(config_class, data: dict, what: str):
+    """Build `config_class` from plain data, naming unknown keys instead of ignoring them."""
+    known = {field.name for field in dataclasses.fields(config_class)}
+    unknown = sorted(set(data) - known)
+    require(not unknown, f'unknown {what} settings {unknown}; known: {sorted(known)}')
+    return config_class(**data)

@@ -2,8 +2,7 @@
 
 from dataclasses import dataclass
 
-from selfimprove_ros.core.config import require, setting
-from selfimprove_ros.core.topics import CAMERA_NAMES
+from selfimprove_ros.core.config import require, require_cameras, setting
 
 ACTION_SOURCES = ('auto', 'commands', 'next_joints')
 
@@ -35,12 +34,7 @@ class DatasetConfig:
         'runs/dataset_cache', 'Directory of aligned, resized episodes (.npz); empty = no cache')
 
     def __post_init__(self):
-        unknown = [cam for cam in self.cameras if cam not in CAMERA_NAMES]
-        require(bool(self.cameras) and not unknown,
-                f'cameras must be a non-empty subset of {list(CAMERA_NAMES)}, got '
-                f'{self.cameras!r}')
-        require(len(set(self.cameras)) == len(self.cameras),
-                f'cameras must not repeat, got {self.cameras!r}')
+        require_cameras(self.cameras)
         for name in ('image_height', 'image_width'):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1,

@@ -2,8 +2,7 @@
 
 from dataclasses import dataclass
 
-from selfimprove_ros.core.config import require, setting
-from selfimprove_ros.core.topics import CAMERA_NAMES
+from selfimprove_ros.core.config import require, require_cameras, setting
 
 ENCODERS = ('small_cnn', 'resnet18', 'hf_vision')
 
@@ -30,12 +29,7 @@ class ModelConfig:
     max_instruction_tokens: int = setting(16, 'Instruction words kept (the rest are dropped)')
 
     def __post_init__(self):
-        unknown = [cam for cam in self.cameras if cam not in CAMERA_NAMES]
-        require(bool(self.cameras) and not unknown,
-                f'cameras must be a non-empty subset of {list(CAMERA_NAMES)}, got '
-                f'{self.cameras!r}')
-        require(len(set(self.cameras)) == len(self.cameras),
-                f'cameras must not repeat, got {self.cameras!r}')
+        require_cameras(self.cameras)
         require(self.encoder in ENCODERS,
                 f'encoder must be one of {list(ENCODERS)}, got {self.encoder!r}')
         require(self.encoder != 'hf_vision' or bool(self.pretrained_path),

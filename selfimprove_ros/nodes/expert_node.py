@@ -12,11 +12,10 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import parse_event
 from selfimprove_ros.core.observation_sync import ObservationSync, SyncConfig
 from selfimprove_ros.nodes.parameters import declare_config
-from selfimprove_ros.nodes.ros_io import (run_node, RELIABLE_QOS, SENSOR_QOS, joint_state_msg,
-                                          stamp_to_ns, time_msg)
+from selfimprove_ros.nodes.ros_io import (event_of, joint_state_msg, RELIABLE_QOS, run_node,
+                                          SENSOR_QOS, stamp_to_ns, time_msg)
 from selfimprove_ros.sim.expert import ExpertConfig, ScriptedExpert
 
 
@@ -47,10 +46,8 @@ class ExpertNode(Node):
 
     def on_event(self, msg: String):
         """Start planning at `start`, stop commanding at `end`."""
-        try:
-            event = parse_event(msg.data)
-        except ValueError as error:
-            self.get_logger().error(str(error))
+        event = event_of(self, msg)
+        if event is None:
             return
         if event['event'] == 'start':
             if self.episode is not None and self.episode['episode_id'] == event['episode_id']:

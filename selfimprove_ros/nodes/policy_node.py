@@ -19,11 +19,10 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import parse_event
 from selfimprove_ros.core.joints import order_by_name
 from selfimprove_ros.core.observation_sync import ObservationSync
 from selfimprove_ros.nodes.parameters import declare_config
-from selfimprove_ros.nodes.ros_io import (image_to_rgb, joint_state_msg, LATCHED_QOS,
+from selfimprove_ros.nodes.ros_io import (event_of, image_to_rgb, joint_state_msg, LATCHED_QOS,
                                           RELIABLE_QOS, run_node, SENSOR_QOS, stamp_to_ns,
                                           time_msg)
 from selfimprove_ros.runtime.controller_config import ControllerConfig, stale_inputs
@@ -90,9 +89,8 @@ class PolicyNode(Node):
 
     def on_event(self, msg: String):
         """Act only inside episodes; swap a waiting model in when one ends."""
-        try:
-            event = parse_event(msg.data)
-        except ValueError:
+        event = event_of(self, msg)
+        if event is None:
             return
         if event['event'] == 'start':
             if self.episode and self.episode['episode_id'] == event['episode_id']:

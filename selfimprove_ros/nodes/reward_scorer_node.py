@@ -23,11 +23,11 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import make_event, parse_event
+from selfimprove_ros.core.episode_events import make_event
 from selfimprove_ros.core.joints import order_by_name
 from selfimprove_ros.nodes.parameters import config_as_dict, declare_config
-from selfimprove_ros.nodes.ros_io import (run_node, RELIABLE_QOS, SENSOR_QOS, image_to_rgb,
-                                          stamp_to_ns)
+from selfimprove_ros.nodes.ros_io import (event_of, image_to_rgb, RELIABLE_QOS, run_node,
+                                          SENSOR_QOS, stamp_to_ns)
 from selfimprove_ros.runtime.episode_labelling import label_bag
 from selfimprove_ros.runtime.onnx_model import load_model, ModelRejected
 from selfimprove_ros.runtime.policy_runtime import observation_inputs
@@ -79,10 +79,8 @@ class RewardScorerNode(Node):
 
     def on_event(self, msg: String):
         """Track the running episode; queue each saved bag for labelling."""
-        try:
-            event = parse_event(msg.data)
-        except ValueError as error:
-            self.get_logger().error(str(error))
+        event = event_of(self, msg)
+        if event is None:
             return
         kind = event['event']
         if kind == 'start' and event['episode_id'] != self.episode_id:

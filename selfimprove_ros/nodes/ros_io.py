@@ -93,3 +93,13 @@ def run_node(node_class, args=None):
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+
+
+def event_of(node, msg):
+    """Return the episode event in a String message, or None after logging why it is bad."""
+    from selfimprove_ros.core.episode_events import parse_event
+    try:
+        return parse_event(msg.data)
+    except ValueError as error:
+        node.get_logger().error(f'ignoring a malformed episode event: {error}')
+        return None

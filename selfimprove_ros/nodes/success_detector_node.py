@@ -16,10 +16,9 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, String
 
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import parse_event
 from selfimprove_ros.core.success_detection import SuccessConfig, SuccessDetector
 from selfimprove_ros.nodes.parameters import config_as_dict, declare_config
-from selfimprove_ros.nodes.ros_io import run_node, RELIABLE_QOS
+from selfimprove_ros.nodes.ros_io import event_of, run_node, RELIABLE_QOS
 from selfimprove_ros.runtime.scorer_config import DetectorConfig
 
 
@@ -89,10 +88,8 @@ class SuccessDetectorNode(Node):
 
     def on_event(self, msg: String):
         """Reset at each new `start`, stop at its `end`."""
-        try:
-            event = parse_event(msg.data)
-        except ValueError as error:
-            self.get_logger().error(str(error))
+        event = event_of(self, msg)
+        if event is None:
             return
         if event['event'] == 'start':
             self.monitor.start(event['episode_id'])

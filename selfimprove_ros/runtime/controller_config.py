@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from selfimprove_ros.core.config import require, setting
+from selfimprove_ros.core.config import require, require_cameras, setting
 from selfimprove_ros.core.topics import CAMERA_NAMES, MODEL_ANNOUNCE
 
 PROVIDERS = ('auto', 'cpu', 'CUDAExecutionProvider', 'TensorrtExecutionProvider')
@@ -38,10 +38,7 @@ class ControllerConfig:
         False, 'Swap a new model in at the next tick even during an episode (else at its end)')
 
     def __post_init__(self):
-        unknown = [cam for cam in self.cameras if cam not in CAMERA_NAMES]
-        require(bool(self.cameras) and not unknown,
-                f'cameras must be a non-empty subset of {list(CAMERA_NAMES)}, got '
-                f'{self.cameras!r}')
+        require_cameras(self.cameras)
         require(self.control_period_s > 0,
                 f'control_period_s must be > 0 s, got {self.control_period_s!r}')
         require(self.max_observation_age_s > 0, 'max_observation_age_s must be > 0 s, got '

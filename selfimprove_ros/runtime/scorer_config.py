@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from selfimprove_ros.core.config import require, setting
+from selfimprove_ros.core.config import require, require_cameras, setting
 from selfimprove_ros.core.topics import CAMERA_NAMES
 
 PROVIDERS = ('auto', 'cpu', 'CUDAExecutionProvider', 'TensorrtExecutionProvider')
@@ -40,10 +40,7 @@ class ScorerConfig:
         require(bool(self.reward_model_dir),
                 'reward_model_dir must name the Stage-1 model directory (manifest.json + '
                 'reward.onnx), got an empty string')
-        unknown = [cam for cam in self.cameras if cam not in CAMERA_NAMES]
-        require(bool(self.cameras) and not unknown,
-                f'cameras must be a non-empty subset of {list(CAMERA_NAMES)}, got '
-                f'{self.cameras!r}')
+        require_cameras(self.cameras)
         require(self.live_rate_hz > 0, f'live_rate_hz must be > 0 Hz, got {self.live_rate_hz!r}')
         require(self.max_skew_s > 0, f'max_skew_s must be > 0 s, got {self.max_skew_s!r}')
         require(self.control_period_s > 0,

@@ -1,8 +1,8 @@
 """Settings of Stage 2 (REINFORCE self-improvement); defaults are the paper's where it has one."""
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from selfimprove_ros.core.config import require, setting
+from selfimprove_ros.core.config import config_from_dict, require, setting
 
 
 @dataclass
@@ -46,8 +46,5 @@ class ReinforceConfig:
 
     @classmethod
     def from_dict(cls, data: dict):
-        """Build from plain data, naming unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        require(not unknown, f'unknown REINFORCE settings {unknown}; known: {sorted(known)}')
-        return cls(**data)
+        """Build from plain data, naming unknown keys instead of ignoring them."""
+        return config_from_dict(cls, data, 'REINFORCE')

@@ -1,8 +1,8 @@
 """Settings of a Stage-1 (SFT) run; the resolved config is stored in every checkpoint."""
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
-from selfimprove_ros.core.config import require, setting
+from selfimprove_ros.core.config import config_from_dict, require, setting
 from selfimprove_ros.model.model_config import ModelConfig
 
 
@@ -50,10 +50,7 @@ class SftConfig:
     @classmethod
     def from_dict(cls, data: dict):
         """Build from plain data, naming unknown keys instead of ignoring them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        require(not unknown, f'unknown SFT settings {unknown}; known: {sorted(known)}')
-        return cls(**data)
+        return config_from_dict(cls, data, 'SFT')
 
 
 def apply_overrides(data: dict, overrides) -> dict:
