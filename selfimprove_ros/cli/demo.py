@@ -51,8 +51,11 @@ def run(args) -> int:
     stage(1, f'{size["demos"]} scripted demonstrations of {args.task} (noise '
              f'{args.noise_std} rad) through the node graph')
     demos = os.path.join(out, 'demonstrations')
-    collect.run(collect.build_namespace(task=args.task, episodes=size['demos'], out=demos,
-                                        noise_std=args.noise_std, cameras=['cam_high']))
+    missing = size['demos'] - count_bags(demos)
+    if missing > 0:  # a rerun into the same --out continues instead of doubling the data
+        collect.run(collect.build_namespace(task=args.task, episodes=missing, out=demos,
+                                            noise_std=args.noise_std, cameras=['cam_high'],
+                                            seed=size['demos'] - missing))
     stage(2, f'Stage 1: SFT ({size["sft_steps"]} steps), value landscape, export')
     stage1 = train_stage1(demos, out, size['sft_steps'])
     stage(3, f'baseline: {size["eval_episodes"]} greedy episodes of the Stage-1 policy')
@@ -62,6 +65,14 @@ def run(args) -> int:
     stage(5, 'report')
     report(history, out, time.monotonic() - started)
     return 0
+
+
+def count_bags(directory: str) -> int:
+    """Return how many finished bags (with metadata.yaml) `directory` holds."""
+    if not os.path.isdir(directory):
+        return 0
+    return sum(os.path.exists(os.path.join(directory, name, 'metadata.yaml'))
+               for name in os.listdir(directory))
 
 
 def train_stage1(demos: str, out: str, steps: int) -> str:

@@ -20,6 +20,15 @@ class NodeDied(RuntimeError):
     """A node of the graph exited while the graph was meant to be running."""
 
 
+def _die_with_parent():
+    """Ask Linux to SIGTERM this child when the launcher dies, so no node is orphaned."""
+    try:
+        import ctypes
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the launcher's own cleanup still stops the nodes
+
+
 class GraphRunner:
     """Runs a list of `NodeSpec`s; use as a context manager so everything stops on exit."""
 
@@ -55,7 +64,7 @@ class GraphRunner:
             # Own process group, so Ctrl-C in a terminal reaches us first and we stop in order.
             self.processes[spec.name] = (spec, subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                start_new_session=True))
+                start_new_session=True, preexec_fn=_die_with_parent))
             log.close()
 
     def check(self):

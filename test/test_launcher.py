@@ -1,0 +1,39 @@
+"""The launcher never leaves orphans: nodes die with a launcher that was killed outright."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+SCRIPT = '''
+import sys, time
+from selfimprove_ros.graph.description import NodeSpec
+from selfimprove_ros.graph.launcher import GraphRunner
+runner = GraphRunner([NodeSpec('success_detector_node', 'success_detector_node', '/orphan')],
+                     sys.argv[1])
+runner.__enter__()
+print(runner.processes['success_detector_node'][1].pid, flush=True)
+time.sleep(600)
+'''
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f'/proc/{pid}/stat') as handle:
+            return handle.read().split()[2] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+def test_nodes_die_when_the_launcher_is_killed(tmp_path):
+    launcher = subprocess.Popen([sys.executable, '-c', SCRIPT, str(tmp_path)],
+                                stdout=subprocess.PIPE, text=True)
+    child = int(launcher.stdout.readline())
+    assert alive(child)
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    deadline = time.monotonic() + 20
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(child), 'the node outlived its launcher'
