@@ -1,0 +1,140 @@
+"""Stage 2 against hand-worked numbers: chunk log-probabilities, the REINFORCE loss, decision
+returns, on-policy filtering by version, and a run that resumes without double counting."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from episode_factory import synthetic_episode, synthetic_sft_data, tiny_sft_config
+from selfimprove_ros.runtime.episode_labelling import FORMAT, read_labels, write_labels
+from selfimprove_ros.training import improve_run
+from selfimprove_ros.training.improve_run import ImproveRun
+from selfimprove_ros.training.policy_gradient import (chunk_log_prob, Decisions,
+                                                      episode_decisions, minibatches,
+                                                      reinforce_loss)
+from selfimprove_ros.training.reinforce_config import ReinforceConfig
+from selfimprove_ros.training.run_export import export_run
+from selfimprove_ros.training.sft_trainer import SftTrainer
+
+
+def test_loss_is_minus_c_times_return_times_chunk_log_prob():
+    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]],
+                                     [[0.2, 0.2, 0.6], [0.3, 0.3, 0.4]]]))
+    tokens = torch.tensor([[0, 2], [2, 1]])
+    expected_logp = [math.log(0.5) + math.log(0.8), math.log(0.6) + math.log(0.3)]
+    assert torch.allclose(chunk_log_prob(logits, tokens), torch.tensor(expected_logp))
+    returns = torch.tensor([2.0, -1.0])
+    loss = reinforce_loss(logits, tokens, returns, loss_scale=0.05)
+    by_hand = -(0.05 * 2.0 * expected_logp[0] + 0.05 * -1.0 * expected_logp[1]) / 2
+    assert loss.item() == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_minibatches_never_reuse_a_decision():
+    batches = minibatches(50, updates=4, batch_size=16, rng=np.random.default_rng(0))
+    flat = np.concatenate(batches)
+    assert len(batches) == 4 and len(set(flat.tolist())) == len(flat) == 48
+    small = minibatches(10, updates=16, batch_size=64, rng=np.random.default_rng(0))
+    assert sum(len(b) for b in small) == 10  # fewer decisions: smaller batches, no repeats
+
+
+def labels_for(episode, versions, decisions, d, bag='/synthetic'):
+    """Return a TickLabels-like dict for `episode` with decisions at `decisions`."""
+    ticks = episode.length
+    tokens = np.full((ticks, 28), -1, dtype=np.int64)
+    for tick in decisions:
+        tokens[tick] = tick % 16
+    d = np.asarray(d, dtype=np.float32)
+    rewards = np.zeros(ticks, dtype=np.float32)
+    rewards[:-1] = d[:-1] - d[1:]
+    return {'format': FORMAT, 'episode_id': episode.episode_id, 'outcome': episode.outcome,
+            'instruction': episode.instruction, 'policy_version': versions[decisions[0]],
+            'reward_version': 'r1', 'reward_sha256': 'x', 'success_bonus': 0.0,
+            'sim_success': 1, 'tick_ns': episode.tick_ns, 'steps_to_go': d,
+            'rewards': rewards, 'dropped_ticks': np.zeros(0, dtype=np.int64),
+            'decision': tokens.max(axis=1) >= 0, 'action_tokens': tokens,
+            'token_versions': np.asarray(versions, dtype=str)}
+
+
+def test_decision_rewards_sum_the_chunk_and_returns_discount_per_decision(tmp_path):
+    episode = synthetic_episode(0, ticks=6)
+    d = [10, 9, 7, 6, 2, 0]  # decisions at ticks 0, 2, 4
+    versions = ['v1'] * 6
+    write_labels(str(tmp_path), labels_for(episode, versions, [0, 2, 4], d))
+    labels = read_labels(str(tmp_path))
+    decisions = episode_decisions(episode, labels, 'v1', gamma=0.5, cameras=['cam_high'])
+    assert decisions.rewards.tolist() == [3.0, 5.0, 2.0]  # d0-d2, d2-d4, d4-d5
+    assert decisions.returns.tolist() == [3.0 + 0.5 * 5.0 + 0.25 * 2.0, 5.0 + 0.5 * 2.0, 2.0]
+    assert decisions.tokens[:, 0].tolist() == [0, 2, 4]
+    assert np.array_equal(decisions.images[1, 0], episode.images['cam_high'][2])
+    other = episode_decisions(episode, labels, 'v2', gamma=0.5, cameras=['cam_high'])
+    assert len(other) == 0  # another version's tokens never train this one
+
+
+@pytest.fixture(scope='module')
+def stage1(tmp_path_factory):
+    root = tmp_path_factory.mktemp('stage1')
+    SftTrainer(synthetic_sft_data(), str(root / 'sft'), tiny_sft_config(4),
+               log=lambda *_: None).run()
+    return export_run(str(root / 'sft'), str(root / 'model'), version='s1')
+
+
+def practice_bag(root, index, version):
+    """Write a labelled practice 'bag' (labels only: pending() reads nothing else)."""
+    episode = synthetic_episode(index, ticks=6)
+    episode.episode_id = f'{version}-ep{index}'
+    bag = os.path.join(root, f'bag_{version}_{index}')
+    os.makedirs(bag)
+    open(os.path.join(bag, 'episode.yaml'), 'w').close()
+    write_labels(bag, labels_for(episode, [version] * 6, [0, 2, 4], [10, 9, 7, 6, 2, 0]))
+    return episode
+
+
+def synthetic_decisions(episodes):
+    parts = []
+    for episode in episodes:
+        parts.append(Decisions(
+            images=episode.images['cam_high'][:3, None], joints=episode.joints[:3],
+            instructions=[episode.instruction] * 3,
+            tokens=np.zeros((3, 28), dtype=np.int64), returns=np.ones(3, np.float32),
+            rewards=np.ones(3, np.float32), episode_ids=[episode.episode_id] * 3))
+    return Decisions.concatenate(parts)
+
+
+def test_only_unconsumed_episodes_of_the_live_version_are_pending(stage1, tmp_path):
+    bags = tmp_path / 'bags'
+    mine = [practice_bag(str(bags), i, 's1') for i in range(2)]
+    practice_bag(str(bags), 9, 'older-version')
+    config = ReinforceConfig(updates_per_iteration=2, batch_size=2)
+    run = ImproveRun(str(tmp_path / 'run'), config, stage1)
+    pending = run.pending([str(bags)])
+    assert sorted(labels.episode_id for _, labels in pending) == ['s1-ep0', 's1-ep1']
+    new_dir = run.iterate(pending, synthetic_decisions(mine))
+    assert os.path.exists(os.path.join(new_dir, 'manifest.json')) and run.version == 's1-it1'
+    assert run.pending([str(bags)]) == []  # consumed, and s1's episodes are now off-policy
+
+
+def test_a_run_killed_before_its_commit_redoes_the_iteration_once(stage1, tmp_path,
+                                                                  monkeypatch):
+    bags = tmp_path / 'bags'
+    episodes = [practice_bag(str(bags), i, 's1') for i in range(2)]
+    config = ReinforceConfig(updates_per_iteration=2, batch_size=2)
+    run = ImproveRun(str(tmp_path / 'run'), config, stage1)
+    real_write = improve_run.write_json_atomic
+
+    def crash(path, data):
+        raise KeyboardInterrupt('killed between export and commit')
+    monkeypatch.setattr(improve_run, 'write_json_atomic', crash)
+    with pytest.raises(KeyboardInterrupt):
+        run.iterate(run.pending([str(bags)]), synthetic_decisions(episodes))
+    monkeypatch.setattr(improve_run, 'write_json_atomic', real_write)
+    assert os.path.exists(tmp_path / 'run' / 'models' / 's1-it1')  # exported, not committed
+    resumed = ImproveRun(str(tmp_path / 'run'), config)
+    assert resumed.version == 's1' and len(resumed.pending([str(bags)])) == 2
+    resumed.iterate(resumed.pending([str(bags)]), synthetic_decisions(episodes))
+    again = ImproveRun(str(tmp_path / 'run'), config)
+    assert again.version == 's1-it1'
+    assert sorted(again.state['consumed']) == ['s1-ep0', 's1-ep1']
+    assert again.history.record('s1').episodes == 0  # iterate() alone records no outcomes
