@@ -81,8 +81,10 @@ def train_stage1(demos: str, out: str, steps: int) -> str:
     from selfimprove_ros.training.sft_config import SftConfig
     from selfimprove_ros.training.sft_trainer import train_sft
     run_dir = os.path.join(out, 'sft')
+    # One torch thread: on a 2-core machine two spinning OpenMP threads against any other
+    # busy process (a node graph, a browser) run many times slower than one.
     config = SftConfig(steps=steps, batch_size=32, eval_every=max(100, steps // 6),
-                       checkpoint_every=max(100, steps // 6))
+                       checkpoint_every=max(100, steps // 6), torch_threads=1)
     summary = train_sft([demos], run_dir, config, {'val_fraction': 0.2})
     landscape = summary.get('value_landscape', {})
     print(f'SFT: BC accuracy {summary.get("val_bc_accuracy", float("nan")):.2f}, steps-to-go '
@@ -107,7 +109,8 @@ def practice(stage1: str, args, out: str, size: dict) -> list:
     from selfimprove_ros.training.improve_loop import ready_decisions
     from selfimprove_ros.training.improve_run import ImproveRun
     from selfimprove_ros.training.reinforce_config import ReinforceConfig
-    config = ReinforceConfig(updates_per_iteration=size['updates'], batch_size=size['batch'])
+    config = ReinforceConfig(updates_per_iteration=size['updates'], batch_size=size['batch'],
+                             torch_threads=1)
     run = ImproveRun(os.path.join(out, 'improve'), config, stage1)
     bags = os.path.join(out, 'practice')
     results = []
