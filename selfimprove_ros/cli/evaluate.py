@@ -67,7 +67,7 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
                              stop_when=None):
     """Start `specs`, wait for `episodes` labelled episodes, stop; return their saved events.
 
-    `stop_when(done, ended)`, called after each labelled episode, can end the wait early.
+    `stop_when(done, saved)`, called after each labelled episode, can end the wait early.
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -84,10 +84,10 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
             executor = SingleThreadedExecutor()
             executor.add_node(watcher)
 
-            def progress(done, ended):
-                last = list(ended.values())[-1] if ended else {}
-                log(f'  episode {done}: {last.get("outcome", "?")} ({last.get("cause", "")})')
-                return bool(stop_when and stop_when(done, ended))
+            def progress(done, saved):
+                cause = watcher.ended.get(saved.get('episode_id'), {}).get('cause', '')
+                log(f'  episode {done}: {saved.get("outcome", "?")} {cause}')
+                return bool(stop_when and stop_when(done, saved))
             saved = watcher.wait_for_labelled(executor, episodes, timeout_s or 120 + 60 *
                                               min(episodes, 1000), graph.check, progress)
             watcher.destroy_node()

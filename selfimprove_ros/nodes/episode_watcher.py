@@ -37,7 +37,8 @@ class EpisodeWatcher(Node):
                           progress=None) -> list:
         """Spin until `count` episodes are labelled; return their saved events in order.
 
-        `progress(done, ended)` is called after each labelled episode; True ends the wait.
+        `progress(done, saved)` is called after each labelled episode with the recorder's
+        `saved` event of that episode (it carries the outcome); True ends the wait.
         """
         deadline = time.monotonic() + timeout_s
         reported = 0
@@ -50,7 +51,8 @@ class EpisodeWatcher(Node):
                 check()
             if progress and len(self.labelled) > reported:
                 reported = len(self.labelled)
-                if progress(reported, self.ended):
+                latest = list(self.labelled)[-1]
+                if progress(reported, self.saved.get(latest, {})):
                     break
         done = [eid for eid in self.saved if eid in self.labelled][:count]
         return [self.saved[eid] for eid in done]
