@@ -63,6 +63,19 @@ def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ti
     return report
 
 
+_DOMAINS = {'next': None}
+
+
+def next_domain_id() -> int:
+    """Return a ROS domain id for the next graph, cycling through 110..219 from the start."""
+    if _DOMAINS['next'] is None:
+        start = int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)
+        _DOMAINS['next'] = 110 + (start + os.getpid()) % 110
+    domain = _DOMAINS['next']
+    _DOMAINS['next'] = 110 + (domain - 110 + 1) % 110
+    return domain
+
+
 def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout_s=None,
                              stop_when=None):
     """Start `specs`, wait for `episodes` labelled episodes, stop; return their saved events.
@@ -76,6 +89,9 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
     from selfimprove_ros.graph.launcher import GraphRunner
     from selfimprove_ros.nodes.episode_watcher import EpisodeWatcher
     os.environ.update(dds_environment())
+    # A fresh ROS domain per graph: participants of the graph just stopped (or killed) can
+    # linger in DDS discovery and shared memory and have left a new recorder deaf.
+    os.environ['ROS_DOMAIN_ID'] = str(next_domain_id())
     if not rclpy.ok():
         rclpy.init()
     try:
