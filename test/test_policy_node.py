@@ -88,6 +88,8 @@ def graph(tmp_path_factory):
             'policy_node never loaded v1'
         robot.event('start', episode_id='e1', robot='policytest', task='transfer_cube',
                     instruction='pick up the cube and hand it over')
+        assert spin_until(lambda: robot.timing[-1]['state'] == 'waiting_for_recorder', 10)
+        robot.event('recording', episode_id='e1', path='/nowhere')
         yield robot, spin_until, root, v1
         robot.destroy_node()
     rclpy.shutdown()

@@ -43,7 +43,7 @@ class PolicyNode(Node):
                                                              config.temperature, config.seed)
         self.loader = ModelLoader('policy.onnx', config.cameras, config.providers,
                                   config.inference_budget_s)
-        self.episode = None
+        self.episode, self.recorded = None, False
         self.frames, self.frame_wall = {}, {}  # camera -> (stamp_ns, rgb msg), arrival [s]
         self.joints = None                     # (stamp_ns, positions [14])
         self.sync = ObservationSync(['joint_states', *config.cameras])
@@ -100,8 +100,12 @@ class PolicyNode(Node):
                         self.config.instruction
                 return  # a repeated start until the recorder acknowledged
             self.episode = event
+            self.recorded = not self.config.wait_for_recording
             self.runtime.instruction = event.get('instruction') or self.config.instruction
             self.runtime.reset()
+        elif event['event'] == 'recording' and self.episode and \
+                event['episode_id'] == self.episode['episode_id']:
+            self.recorded = True
         elif event['event'] == 'end' and self.episode and \
                 event['episode_id'] == self.episode['episode_id']:
             self.episode = None
@@ -121,6 +125,7 @@ class PolicyNode(Node):
             self.get_logger().warning(f'episode {episode_id} runs but its start event never '
                                       'arrived; acting on the manager\'s status')
             self.episode = {'event': 'start', 'episode_id': episode_id}
+            self.recorded = True  # its `recording` answer went by with the missed start
             self.runtime.reset()
         elif phase != 'running' and current and current == episode_id:
             self.on_event(String(data=json.dumps({'event': 'end', 'episode_id': current,
@@ -221,8 +226,10 @@ class PolicyNode(Node):
         started = time.monotonic()
         self.apply_loads()
         model = self.slot.live
-        if self.episode is None or model is None:
-            self.publish_timing(tick_ns, 'idle' if model else 'no_model', started)
+        if self.episode is None or model is None or not self.recorded:
+            state = 'no_model' if model is None else 'idle' if self.episode is None \
+                else 'waiting_for_recorder'
+            self.publish_timing(tick_ns, state, started)
             return
         stamps = {'joint_states': self.joints[0] if self.joints else None}
         stamps.update({cam: self.frames[cam][0] if cam in self.frames else None

@@ -34,6 +34,9 @@ class ControllerConfig:
     providers: str = setting('auto', f'ONNX Runtime providers, one of {list(PROVIDERS)}')
     inference_budget_s: float = setting(
         0.08, 'A model slower than this per inference [s] is rejected at load')
+    wait_for_recording: bool = setting(
+        True, "Act only once the recorder acknowledged the episode (`recording`), so every bag "
+        'holds its episode from the first tick and no practice goes unrecorded')
     swap_during_episode: bool = setting(
         False, 'Swap a new model in at the next tick even during an episode (else at its end)')
 
