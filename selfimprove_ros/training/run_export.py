@@ -47,7 +47,7 @@ def export_run(run_dir: str, out_dir: str, policy: str = 'last',
     codec = next(iter(models.values()))[1]
     run_name = os.path.basename(os.path.normpath(run_dir))
     steps = {role: int(state['step']) for role, (_, state) in states.items()}
-    version = version or f'{run_name}-sft-' + '-'.join(f'{r[0]}{s}' for r, s in steps.items())
+    version = version or f'{run_name}-' + '-'.join(f'{r[0]}{s}' for r, s in steps.items())
     manifest = {
         'version': version, 'parent_version': None, 'stage': 'sft',
         'provenance': provenance(run_dir=os.path.abspath(run_dir), checkpoints={
