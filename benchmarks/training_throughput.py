@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 'test'))
 
 
-def measure(encoder: str, freeze: bool, steps: int, batch: int, episodes: int) -> dict:
+def measure(encoder: str, freeze: bool, steps: int, batch: int, episodes: int,
+            threads: int = 0) -> dict:
     """Train `steps` steps of the default-size model; return samples/s and data wait share."""
     from episode_factory import synthetic_episode
     from selfimprove_ros.data.sft_samples import SftSamples
@@ -32,7 +33,8 @@ def measure(encoder: str, freeze: bool, steps: int, batch: int, episodes: int) -
     data = SftData(SftSamples(eps, model.chunk_length, ['cam_high']), [], eps, [], [], {},
                    {'train': [], 'val': []})
     config = SftConfig(steps=steps + 3, batch_size=batch, eval_every=10**6, eval_batches=1,
-                       checkpoint_every=10**6, device='cpu', model=model)
+                       checkpoint_every=10**6, device='cpu', model=model,
+                       torch_threads=threads)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = SftTrainer(data, run_dir, config, log=lambda *_: None)
         for _ in range(3):  # warm-up: allocator, first-call overheads
@@ -43,6 +45,7 @@ def measure(encoder: str, freeze: bool, steps: int, batch: int, episodes: int) -
             trainer.train_step()
         elapsed = time.perf_counter() - started
     return {'encoder': encoder, 'freeze_encoder': freeze, 'batch_size': batch, 'steps': steps,
+            'torch_threads': threads or __import__('torch').get_num_threads(),
             'image_size': [model.image_height, model.image_width],
             'samples_per_s': steps * batch / elapsed, 'ms_per_step': elapsed / steps * 1e3,
             'data_wait_fraction': trainer.wait_s / (trainer.wait_s + trainer.compute_s)}
@@ -54,18 +57,22 @@ def main(argv=None):
     parser.add_argument('--steps', type=int, default=30)
     parser.add_argument('--batch', type=int, default=64)
     parser.add_argument('--quick', action='store_true', help='small_cnn only')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch threads (0 = torch default); 1 is far faster on a busy '
+                        '2-core machine')
     args = parser.parse_args(argv)
     cases = [('small_cnn', False)] + ([] if args.quick else [('resnet18', True),
                                                              ('resnet18', False)])
     rows = [measure(enc, frz, args.steps if enc == 'small_cnn' else max(5, args.steps // 4),
-                    args.batch, episodes=12) for enc, frz in cases]
+                    args.batch, episodes=12, threads=args.threads) for enc, frz in cases]
     for row in rows:
         print(f'{row["encoder"]:10s} frozen={row["freeze_encoder"]!s:5s} '
               f'{row["samples_per_s"]:8.1f} samples/s  {row["ms_per_step"]:7.1f} ms/step  '
               f'data wait {row["data_wait_fraction"] * 100:4.1f}%')
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, 'training_throughput.json'), 'w') as handle:
-        json.dump({'cpu_count': os.cpu_count(), 'rows': rows}, handle, indent=1)
+        json.dump({'cpu_count': os.cpu_count(), 'load_average': os.getloadavg(), 'rows': rows},
+                  handle, indent=1)
 
 
 if __name__ == '__main__':
