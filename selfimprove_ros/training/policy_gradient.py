@@ -111,6 +111,10 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
     """Run one iteration of REINFORCE updates on `decisions`; return mean metrics."""
     rng = np.random.default_rng([config.seed, step_seed])
     model.train()
+    if not any(p.requires_grad for p in model.encoder.parameters()):
+        # A frozen encoder (Stage 2) keeps its BatchNorm statistics too: in train mode a
+        # ResNet would normalise with batch statistics and drift its running ones.
+        model.encoder.eval()
     metrics = {'loss': 0.0, 'log_prob': 0.0, 'grad_norm': 0.0}
     batches = minibatches(len(decisions), config.updates_per_iteration, config.batch_size, rng)
     for rows in batches:
