@@ -83,18 +83,15 @@ class EpisodeRecording:
     def __init__(self, bag_root: str, metadata: EpisodeMetadata, cameras):
         self.metadata, self.cameras = metadata, list(cameras)
         self.writer = EpisodeBagWriter(bag_root, metadata, max_chunk_s=5.0)
-        used = {topics.JOINT_STATES, topics.JOINT_COMMANDS, topics.EPISODE_EVENTS,
-                topics.POLICY_ACTIONS, topics.SIM_SUCCESS}
-        used |= {topics.camera_topic(cam) for cam in self.cameras}
-        for spec in topics.contract(self.cameras, sim=True):
-            if spec.name in used:
-                self.writer.add_topic(self._topic(spec.name), spec.msgtype, _QOS.get(spec.qos))
-
-    def _topic(self, name: str) -> str:
-        return f'/{self.metadata.robot}/{name}'
+        # A topic is declared on its first message, as `ros2 bag record` does: a scripted
+        # episode then has no empty policy/action_tokens.
+        self.specs = {spec.name: spec for spec in topics.contract(self.cameras, sim=True)}
 
     def _write(self, name: str, data: bytes, log_ns: int):
-        self.writer.write(self._topic(name), data, log_ns)
+        topic, spec = f'/{self.metadata.robot}/{name}', self.specs.pop(name, None)
+        if spec is not None:
+            self.writer.add_topic(topic, spec.msgtype, _QOS.get(spec.qos))
+        self.writer.write(topic, data, log_ns)
 
     def _event(self, stamp_ns: int, kind: str, **fields):
         text = make_event(kind, episode_id=self.metadata.episode_id, **fields)
