@@ -16,7 +16,7 @@ steps-to-go trains.
 Evaluation: the policy sampled at temperature 1, the one that practises and that REINFORCE
 optimises (greedy decoding is a different policy, and a useless one here), on the same 200
 start states before and after practice, none of them practised or demonstrated. A one-sided
-Fisher exact test asks whether the practised policy succeeds more often (p ~ 1e-40 on the
+Fisher exact test asks whether the practised policy succeeds more often (p = 3e-43 on the
 default seeds: 55/200 -> 184/200).
 
 REINFORCE (point_mass.REINFORCE): the paper's gamma 0.9 and c 0.05; 32 episodes (~290
