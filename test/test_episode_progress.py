@@ -24,3 +24,9 @@ def test_no_success_ends_at_max_ticks_as_timeout():
     episode = RunningEpisode('e', max_ticks=20, post_success_ticks=5)
     assert feed(episode, 50) == 20
     assert episode.outcome == 'timeout' and '20 ticks' in episode.cause
+
+
+def test_success_just_before_the_limit_is_still_a_success():
+    episode = RunningEpisode('e', max_ticks=20, post_success_ticks=5)
+    assert feed(episode, 50, success_at=18) == 20
+    assert episode.outcome == 'success' and episode.success_tick == 18

@@ -27,6 +27,9 @@ class RunningEpisode:
         if self.success_tick is not None and \
                 self.ticks >= self.success_tick + self.post_success_ticks:
             self.outcome, self.cause = 'success', f'simulator success at tick {self.success_tick}'
+        elif self.ticks >= self.max_ticks and self.success_tick is not None:
+            # The limit came before the margin after success ran out: still a success.
+            self.outcome, self.cause = 'success', f'simulator success at tick {self.success_tick}'
         elif self.ticks >= self.max_ticks:
             self.outcome, self.cause = 'timeout', f'no success within {self.max_ticks} ticks'
         return bool(self.outcome)
