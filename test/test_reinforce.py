@@ -138,3 +138,20 @@ def test_a_run_killed_before_its_commit_redoes_the_iteration_once(stage1, tmp_pa
     assert again.version == 's1-it1'
     assert sorted(again.state['consumed']) == ['s1-ep0', 's1-ep1']
     assert again.history.record('s1').episodes == 0  # iterate() alone records no outcomes
+
+
+def test_stage2_leaves_a_frozen_encoders_batchnorm_statistics_alone():
+    from model_factory import tiny_codec
+    from selfimprove_ros.model.two_head_model import TwoHeadModel
+    from selfimprove_ros.training.policy_gradient import run_iteration
+    codec = tiny_codec()
+    codec.config.encoder = 'resnet18'
+    model = TwoHeadModel(codec.config, codec.vocab.size, codec.joint_mean, codec.joint_std)
+    model.encoder.requires_grad_(False)  # as ImproveRun does: the paper freezes the encoder
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items() if 'running' in k}
+    optimizer = torch.optim.AdamW(model.policy_parameters(), lr=1e-3)
+    episodes = [synthetic_episode(i, ticks=6) for i in range(2)]
+    run_iteration(model, optimizer, synthetic_decisions(episodes), codec,
+                  ReinforceConfig(updates_per_iteration=2, batch_size=3), 'cpu', 1)
+    after = model.encoder.state_dict()
+    assert before and all(torch.equal(value, after[key]) for key, value in before.items())
