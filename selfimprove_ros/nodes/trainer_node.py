@@ -51,7 +51,10 @@ class TrainerNode(Node):
         """Run the configured stage; report failures on the status topic and the log."""
         try:
             self.publish_status(state='training')
-            self.run_sft() if self.config.mode == 'sft' else self.run_improve()
+            if self.config.mode == 'sft':
+                self.run_sft()
+            else:
+                self.run_improve()
             self.publish_status(state='done')
         except Exception as error:  # noqa: B902 - the node reports, the operator decides
             self.get_logger().error(f'training failed: {error}')
