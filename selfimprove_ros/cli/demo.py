@@ -142,7 +142,7 @@ def practise_until(run, model_dir, reward_dir, bags, args, out, iteration, ready
                         with_runtime=True)
     result = []
 
-    def enough(done, saved):
+    def enough(done, item):
         result[:] = [ready()]
         return result[0] is not None
     run_graph_until_labelled(specs, 'aloha1', 10**6, os.path.join(out, 'logs', 'practice'),

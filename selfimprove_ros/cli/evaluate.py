@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 from selfimprove_ros.sim.aloha_sim import TASKS
 
@@ -76,37 +77,53 @@ def next_domain_id() -> int:
     return domain
 
 
+def labelled_bags(bag_dir: str, exclude) -> list:
+    """Return the bag directories under bag_dir that have labels, oldest first."""
+    from selfimprove_ros.runtime.episode_labelling import LABELS_FILE
+    if not os.path.isdir(bag_dir):
+        return []
+    found = [os.path.join(bag_dir, name) for name in os.listdir(bag_dir)
+             if name not in exclude and os.path.exists(os.path.join(bag_dir, name, LABELS_FILE))]
+    return sorted(found, key=lambda path: os.path.getmtime(os.path.join(path, LABELS_FILE)))
+
+
 def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout_s=None,
                              stop_when=None):
-    """Start `specs`, wait for `episodes` labelled episodes, stop; return their saved events.
+    """Start `specs`, wait for `episodes` labelled episodes, stop; return them in order.
 
-    `stop_when(done, saved)`, called after each labelled episode, can end the wait early.
+    Completion is read from the recorder's bag directory (a bag with its steps_to_go.npz), not
+    from DDS in this process: the graph's own nodes talk over DDS, but a driver that comes and
+    goes between graphs is the one participant we saw miss messages. Each returned item is
+    {'episode_id', 'path', 'outcome'}. `stop_when(done, item)`, called after each labelled
+    episode, can end the wait early.
     """
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
     from selfimprove_ros.graph.dds import dds_environment
     from selfimprove_ros.graph.launcher import GraphRunner
-    from selfimprove_ros.nodes.episode_watcher import EpisodeWatcher
+    from selfimprove_ros.runtime.episode_labelling import read_labels
+    bag_dir = next(spec.parameters['bag_dir'] for spec in specs
+                   if spec.executable == 'recorder_node')
+    before = set(os.listdir(bag_dir)) if os.path.isdir(bag_dir) else set()
     os.environ.update(dds_environment())
-    # A fresh ROS domain per graph: participants of the graph just stopped (or killed) can
-    # linger in DDS discovery and shared memory and have left a new recorder deaf.
+    # A fresh ROS domain per graph keeps it apart from the participants of the last one.
     os.environ['ROS_DOMAIN_ID'] = str(next_domain_id())
-    if not rclpy.ok():
-        rclpy.init()
-    try:
-        with GraphRunner(specs, log_dir) as graph:
-            watcher = EpisodeWatcher('/' + robot.strip('/'))
-            executor = SingleThreadedExecutor()
-            executor.add_node(watcher)
-
-            def progress(done, saved):
-                cause = watcher.ended.get(saved.get('episode_id'), {}).get('cause', '')
-                log(f'  episode {done}: {saved.get("outcome", "?")} {cause}')
-                return bool(stop_when and stop_when(done, saved))
-            saved = watcher.wait_for_labelled(executor, episodes, timeout_s or 120 + 60 *
-                                              min(episodes, 1000), graph.check, progress)
-            watcher.destroy_node()
-            return saved
-    finally:
-        rclpy.shutdown()
+    deadline = time.monotonic() + (timeout_s or 120 + 60 * min(episodes, 1000))
+    done = []
+    with GraphRunner(specs, log_dir) as graph:
+        while len(done) < episodes:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'only {len(done)} of {episodes} episodes were labelled in '
+                                   f'{bag_dir}; see the node logs in {log_dir}')
+            graph.check()
+            time.sleep(0.5)
+            for path in labelled_bags(bag_dir, before | {os.path.basename(p['path'])
+                                                         for p in done}):
+                labels = read_labels(path)
+                item = {'episode_id': labels.episode_id, 'path': path,
+                        'outcome': labels.outcome}
+                done.append(item)
+                sim = '' if labels.sim_success is None else \
+                    f', simulator {"success" if labels.sim_success else "failure"}'
+                log(f'  episode {len(done)}: {labels.outcome}{sim}')
+                if stop_when and stop_when(len(done), item):
+                    return done
+    return done

@@ -1,7 +1,8 @@
 """An in-process observer of a robot's episodes: counts ended, saved and labelled episodes.
 
-Used by `selfimprove eval` and the demo to know when a running graph has produced what they
-asked for, without driving anything itself (the episode manager does).
+Used by graph tests to know when a running graph has produced what they asked for, without
+driving anything itself (the episode manager does). `selfimprove eval` and the demo read the
+bag directory instead (see cli/evaluate.py for why).
 """
 
 import time
