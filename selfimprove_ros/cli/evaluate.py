@@ -58,7 +58,11 @@ def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ti
     specs = build_graph(load_config(config_path('sim.yaml')), robot, overrides,
                         with_runtime=True)
     saved = run_graph_until_labelled(specs, robot, episodes, os.path.join(out, 'logs'), log)
-    report = episode_report([event['path'] for event in saved], out, manifest['version'])
+    labelled = [item['path'] for item in saved if item['labelled']]
+    if len(labelled) < len(saved):
+        log(f'{len(saved) - len(labelled)} of {len(saved)} episodes could not be labelled and '
+            'are left out of the report; see the reward scorer\'s log')
+    report = episode_report(labelled, out, manifest['version'])
     log(f'{manifest["version"]}: simulator success {report["sim_success"]["describe"]}, '
         f'detected {report["detected_success"]["describe"]}; curve in {report["plot"]}')
     return report
@@ -77,14 +81,43 @@ def next_domain_id() -> int:
     return domain
 
 
-def labelled_bags(bag_dir: str, exclude) -> list:
-    """Return the bag directories under bag_dir that have labels, oldest first."""
+def finished_bags(bag_dir: str, exclude, grace_s: float = 15.0) -> list:
+    """Return bags under bag_dir that are labelled, or closed `grace_s` ago without labels.
+
+    A closed bag the reward scorer could not label (its log says why) still ends an episode:
+    waiting for it would hang the evaluation, so it is returned and reported as unlabelled.
+    """
     from selfimprove_ros.runtime.episode_labelling import LABELS_FILE
     if not os.path.isdir(bag_dir):
         return []
-    found = [os.path.join(bag_dir, name) for name in os.listdir(bag_dir)
-             if name not in exclude and os.path.exists(os.path.join(bag_dir, name, LABELS_FILE))]
-    return sorted(found, key=lambda path: os.path.getmtime(os.path.join(path, LABELS_FILE)))
+    found = []
+    for name in os.listdir(bag_dir):
+        path = os.path.join(bag_dir, name)
+        if name in exclude or not os.path.exists(os.path.join(path, 'metadata.yaml')):
+            continue
+        labels = os.path.join(path, LABELS_FILE)
+        if os.path.exists(labels):
+            found.append((os.path.getmtime(labels), path))
+        elif time.time() - os.path.getmtime(os.path.join(path, 'metadata.yaml')) > grace_s:
+            found.append((os.path.getmtime(os.path.join(path, 'metadata.yaml')), path))
+    return [path for _, path in sorted(found)]
+
+
+def describe_bag(path: str) -> dict:
+    """Return {'episode_id', 'path', 'outcome', 'labelled', 'sim_success'} of a finished bag."""
+    import yaml
+
+    from selfimprove_ros.runtime.episode_labelling import BadLabels, read_labels
+    try:
+        labels = read_labels(path)
+        return {'episode_id': labels.episode_id, 'path': path, 'outcome': labels.outcome,
+                'labelled': True, 'sim_success': labels.sim_success}
+    except BadLabels:
+        with open(os.path.join(path, 'episode.yaml')) as handle:
+            meta = yaml.safe_load(handle) or {}
+        return {'episode_id': meta.get('episode_id', ''), 'path': path,
+                'outcome': meta.get('outcome', 'unknown'), 'labelled': False,
+                'sim_success': None}
 
 
 def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout_s=None,
@@ -99,7 +132,6 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
     """
     from selfimprove_ros.graph.dds import dds_environment
     from selfimprove_ros.graph.launcher import GraphRunner
-    from selfimprove_ros.runtime.episode_labelling import read_labels
     bag_dir = next(spec.parameters['bag_dir'] for spec in specs
                    if spec.executable == 'recorder_node')
     before = set(os.listdir(bag_dir)) if os.path.isdir(bag_dir) else set()
@@ -115,15 +147,15 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
                                    f'{bag_dir}; see the node logs in {log_dir}')
             graph.check()
             time.sleep(0.5)
-            for path in labelled_bags(bag_dir, before | {os.path.basename(p['path'])
+            for path in finished_bags(bag_dir, before | {os.path.basename(p['path'])
                                                          for p in done}):
-                labels = read_labels(path)
-                item = {'episode_id': labels.episode_id, 'path': path,
-                        'outcome': labels.outcome}
+                item = describe_bag(path)
                 done.append(item)
-                sim = '' if labels.sim_success is None else \
-                    f', simulator {"success" if labels.sim_success else "failure"}'
-                log(f'  episode {len(done)}: {labels.outcome}{sim}')
+                sim = '' if item['sim_success'] is None else \
+                    f', simulator {"success" if item["sim_success"] else "failure"}'
+                unlabelled = '' if item['labelled'] else \
+                    ' (NOT LABELLED: see reward_scorer_node\'s log; left out of the report)'
+                log(f'  episode {len(done)}: {item["outcome"]}{sim}{unlabelled}')
                 if stop_when and stop_when(len(done), item):
                     return done
     return done
