@@ -16,14 +16,13 @@ from model_factory import tiny_codec, tiny_model_dir
 from selfimprove_ros.core import topics
 from selfimprove_ros.core.episode_events import make_event, parse_event
 from selfimprove_ros.core.joints import START_POSE
-from selfimprove_ros.core.success_detection import SuccessConfig
+from selfimprove_ros.core.success_detection import EpisodeSuccessMonitor, SuccessConfig
 from selfimprove_ros.data.episode import Episode
 from selfimprove_ros.data.episode_loader import load_episode
 from selfimprove_ros.graph.description import NodeSpec
 from selfimprove_ros.graph.launcher import GraphRunner
 from selfimprove_ros.nodes.ros_io import (RELIABLE_QOS, SENSOR_QOS, image_msg, joint_state_msg,
                                           time_msg)
-from selfimprove_ros.nodes.success_detector_node import EpisodeSuccessMonitor
 from selfimprove_ros.runtime.episode_labelling import (BadLabels, label_bag, label_episode,
                                                        labelling_dataset_config, LABELS_FILE,
                                                        read_labels, write_labels)

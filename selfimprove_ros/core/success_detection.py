@@ -5,6 +5,7 @@ until reset because an episode ends at its first detected success.
 """
 
 from dataclasses import dataclass
+import math
 
 from selfimprove_ros.core.config import require, setting
 
@@ -44,3 +45,52 @@ class SuccessDetector:
             self.streak = 0
         self.succeeded = self.succeeded or self.streak >= self.config.consecutive
         return self.succeeded
+
+
+class EpisodeSuccessMonitor:
+    """Per-episode bookkeeping around `SuccessDetector`: which episode, sim flag, fire once."""
+
+    def __init__(self, success: SuccessConfig, use_sim_success: bool = False):
+        self.detector = SuccessDetector(success)
+        self.use_sim_success = use_sim_success
+        self.episode_id = None
+        self.sim_success = False
+        self.fired = False
+        self.last_d = None
+
+    def start(self, episode_id: str):
+        """Begin a new episode (a repeated `start` of the running one changes nothing)."""
+        if episode_id == self.episode_id:
+            return
+        self.episode_id, self.sim_success, self.fired, self.last_d = episode_id, False, False, None
+        self.detector.reset()
+
+    def end(self, episode_id: str):
+        """Stop listening to an episode that ended."""
+        if episode_id == self.episode_id:
+            self.episode_id = None
+
+    def steps_to_go(self, doc: dict):
+        """Feed one live evaluation; return the detection to publish, or None."""
+        if self.episode_id is None or doc.get('episode_id') != self.episode_id:
+            return None
+        d = float(doc['steps_to_go'])
+        self.last_d = d
+        if not self.detector.update(d) or self.fired:
+            return None
+        return self._fire(int(doc['stamp_ns']), d, 'learned')
+
+    def sim_flag(self, value: bool, stamp_ns: int):
+        """Record the simulator's success flag; return a detection only with use_sim_success."""
+        if self.episode_id is None or not value:
+            return None
+        self.sim_success = True
+        if not self.use_sim_success or self.fired:
+            return None
+        return self._fire(stamp_ns, self.last_d, 'sim')
+
+    def _fire(self, stamp_ns: int, d, source: str) -> dict:
+        self.fired = True
+        return {'episode_id': self.episode_id, 'stamp_ns': stamp_ns,
+                'steps_to_go': None if d is None or math.isnan(d) else d,
+                'sim_success': self.sim_success, 'source': source}

@@ -26,7 +26,7 @@ from selfimprove_ros.nodes.ros_io import (event_of, image_to_rgb, joint_state_ms
                                           RELIABLE_QOS, run_node, SENSOR_QOS, stamp_to_ns,
                                           time_msg)
 from selfimprove_ros.runtime.controller_config import ControllerConfig, stale_inputs
-from selfimprove_ros.runtime.model_loader import ModelLoader
+from selfimprove_ros.runtime.model_loader import ModelLoader, newest_unseen_model
 from selfimprove_ros.runtime.model_slot import ModelSlot
 from selfimprove_ros.runtime.policy_runtime import PolicyRuntime
 
@@ -151,15 +151,9 @@ class PolicyNode(Node):
 
     def scan_watch_dir(self):
         """Request the newest model directory in watch_dir that was not seen yet."""
-        try:
-            entries = [os.path.join(self.config.watch_dir, name)
-                       for name in os.listdir(self.config.watch_dir) if not name.startswith('.')]
-        except OSError:
-            return
-        fresh = [path for path in entries if os.path.isfile(os.path.join(path, 'manifest.json'))
-                 and os.path.abspath(path) not in self.requested]
+        fresh = newest_unseen_model(self.config.watch_dir, self.requested)
         if fresh:
-            self.request(max(fresh, key=os.path.getmtime))
+            self.request(fresh)
 
     def apply_loads(self):
         """Take finished loads: offer verified models to the slot, report rejections."""

@@ -5,6 +5,7 @@ Session creation and warm-up run inside ONNX Runtime (outside the GIL), so the t
 competes with the loop.
 """
 
+import os
 import queue
 import threading
 
@@ -50,3 +51,18 @@ class ModelLoader:
                 self.results.put(error)
             except Exception as error:  # noqa: B902 - any failure rejects the model, not the node
                 self.results.put(ModelRejected(f'model in {model_dir} failed to load: {error}'))
+
+
+def newest_unseen_model(directory: str, seen) -> str:
+    """Return the newest model directory (with manifest.json) in `directory` not in `seen`.
+
+    `seen` holds absolute paths; '' when there is none (or the directory cannot be read).
+    """
+    try:
+        entries = [os.path.join(directory, name) for name in os.listdir(directory)
+                   if not name.startswith('.')]
+    except OSError:
+        return ''
+    fresh = [path for path in entries if os.path.isfile(os.path.join(path, 'manifest.json'))
+             and os.path.abspath(path) not in seen]
+    return max(fresh, key=os.path.getmtime) if fresh else ''
