@@ -14,6 +14,9 @@ class RecorderConfig:
     robot_name: str = setting('', 'Robot name in the episode metadata; empty = the namespace')
     cameras: list = setting(list(CAMERA_NAMES), 'Cameras whose image topics are recorded')
     record_sim_topics: bool = setting(True, 'Also record sim/state and sim/success')
+    queue_depth: int = setting(
+        100, 'Messages each subscription may hold while the recorder is busy writing; lockstep '
+        'sim runs faster than real time and a shallow queue silently drops messages')
     max_chunk_s: float = setting(
         0.5, 'Longest time [s] a message may sit in memory before it reaches the file: '
         'what a recorder crash can lose')
@@ -22,6 +25,7 @@ class RecorderConfig:
         require(bool(self.bag_dir), 'bag_dir must name a directory')
         unknown = [cam for cam in self.cameras if cam not in CAMERA_NAMES]
         require(not unknown, f'unknown cameras {unknown}; choose from {list(CAMERA_NAMES)}')
+        require(self.queue_depth >= 1, f'queue_depth must be >= 1, got {self.queue_depth!r}')
         require(0 < self.max_chunk_s <= 1.0,
                 f'max_chunk_s must be in (0, 1] s so a crash loses at most a second, '
                 f'got {self.max_chunk_s!r}')

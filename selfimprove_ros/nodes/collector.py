@@ -1,6 +1,7 @@
 """The demonstration collector: runs expert episodes through a running sim node graph.
 
-For each episode it resets the simulator (next seed), announces `start`, watches the simulator's
+For each episode it resets the simulator (next seed), announces `start` until both the recorder
+(`recording`) and the expert (`acting`) have acknowledged it, watches the simulator's
 success flag and the tick count, announces `end` with the outcome, and waits for the recorder's
 `saved` answer. It never touches the simulator directly: commands come from expert_node and the
 bag from recorder_node, exactly as on a practising robot.
@@ -46,6 +47,7 @@ class Collector(Node):
         self.episode = None
         self.saved = {}
         self.recording = {}
+        self.acting = set()
         self.reset_client = self.create_client(Trigger, topics.SIM_RESET)
         self.event_pub = self.create_publisher(String, topics.EPISODE_EVENTS, RELIABLE_QOS)
         self.create_subscription(Bool, topics.SIM_SUCCESS, self.on_success, RELIABLE_QOS)
@@ -69,7 +71,7 @@ class Collector(Node):
                 cause=episode.cause)))
 
     def on_event(self, msg: String):
-        """Collect the recorder's `recording` and `saved` answers."""
+        """Collect the recorder's `recording` and `saved` and the expert's `acting` answers."""
         try:
             event = parse_event(msg.data)
         except ValueError:
@@ -78,6 +80,8 @@ class Collector(Node):
             self.saved[event['episode_id']] = event['path']
         elif event['event'] == 'recording':
             self.recording[event['episode_id']] = event['path']
+        elif event['event'] == 'acting':
+            self.acting.add(event['episode_id'])
 
     def wait_ready(self, executor, timeout_s: float, subscribers: int, check=None,
                    settle_s: float = 1.5):
@@ -102,20 +106,26 @@ class Collector(Node):
 
     def announce_start(self, executor, episode_id: str, seed: int, check=None,
                        timeout_s: float = 10.0, repeat_s: float = 0.5):
-        """Publish `start` until the recorder acknowledges it with `recording`."""
+        """Publish `start` until the recorder (`recording`) and expert (`acting`) answer."""
         start = String(data=make_event(
             'start', episode_id=episode_id, robot=self.get_namespace().strip('/'),
             task=self.task, instruction=self.instruction, policy_version=self.policy_version,
             seed=seed, extra=self.extra))
         deadline = time.monotonic() + timeout_s
-        while episode_id not in self.recording:
+
+        def silent():
+            return [node for node, answers in (('recorder_node', self.recording),
+                                               ('expert_node', self.acting))
+                    if episode_id not in answers]
+
+        while silent():
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f'recorder_node did not acknowledge episode {episode_id} within '
-                    f'{timeout_s} s; check that it runs in {self.get_namespace()} (its log)')
+                    f'{" and ".join(silent())} did not acknowledge episode {episode_id} within '
+                    f'{timeout_s} s; check that they run in {self.get_namespace()} (their logs)')
             self.event_pub.publish(start)
             repeat_at = time.monotonic() + repeat_s
-            while episode_id not in self.recording and time.monotonic() < repeat_at:
+            while silent() and time.monotonic() < repeat_at:
                 executor.spin_once(timeout_sec=0.05)
                 if check:
                     check()

@@ -12,6 +12,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from selfimprove_ros.core import topics
+from selfimprove_ros.core.episode_events import make_event
 from selfimprove_ros.core.observation_sync import ObservationSync, SyncConfig
 from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import (event_of, joint_state_msg, RELIABLE_QOS, run_node,
@@ -35,6 +36,7 @@ class ExpertNode(Node):
         self.state_wall_s = 0.0
         self.answered_ns = None
         self.command_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS, RELIABLE_QOS)
+        self.event_pub = self.create_publisher(String, topics.EPISODE_EVENTS, RELIABLE_QOS)
         self.create_subscription(String, topics.EPISODE_EVENTS, self.on_event, RELIABLE_QOS)
         self.create_subscription(JointState, topics.SIM_STATE, self.on_sim_state, RELIABLE_QOS)
         self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_states,
@@ -50,8 +52,12 @@ class ExpertNode(Node):
         if event is None:
             return
         if event['event'] == 'start':
+            # Every start is acknowledged (an earlier answer may have been lost); only the first
+            # of a run of repeats resets the plan.
+            self.event_pub.publish(String(data=make_event(
+                'acting', episode_id=event['episode_id'], controller=self.get_name())))
             if self.episode is not None and self.episode['episode_id'] == event['episode_id']:
-                return  # a repeated start (until the recorder acknowledged): keep the plan
+                return
             self.episode = event
             self.plan_start_ns = None
         elif event['event'] == 'end' and self.episode is not None \

@@ -48,11 +48,10 @@ class RecorderNode(Node):
         self.get_logger().info(f'recording {len(self.specs)} topics per episode into '
                                f'{os.path.abspath(self.config.bag_dir)}')
 
-    @staticmethod
-    def _subscribe_qos(spec):
+    def _subscribe_qos(self, spec):
         # A deeper queue than the publisher's keeps bursts from being dropped while we write.
         qos = QOS[spec.qos]
-        return QoSProfile(history=qos.history, depth=max(qos.depth, 10),
+        return QoSProfile(history=qos.history, depth=max(qos.depth, self.config.queue_depth),
                           reliability=qos.reliability, durability=qos.durability)
 
     def full_name(self, spec) -> str:
