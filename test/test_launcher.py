@@ -37,3 +37,16 @@ def test_nodes_die_when_the_launcher_is_killed(tmp_path):
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(child), 'the node outlived its launcher'
+
+
+def test_dds_environment_picks_the_transport_per_distro(monkeypatch):
+    from selfimprove_ros.graph.dds import dds_environment, HUMBLE_PROFILE
+    monkeypatch.delenv('FASTDDS_BUILTIN_TRANSPORTS', raising=False)
+    assert dds_environment('jazzy')['FASTDDS_BUILTIN_TRANSPORTS'] == 'LARGE_DATA'
+    humble = dds_environment('humble')
+    assert 'FASTDDS_BUILTIN_TRANSPORTS' not in humble
+    assert humble['FASTRTPS_DEFAULT_PROFILES_FILE'].endswith(HUMBLE_PROFILE)
+    assert os.path.exists(humble['FASTRTPS_DEFAULT_PROFILES_FILE'])
+    # A transport chosen by the user (robots on several hosts need UDP) is kept.
+    monkeypatch.setenv('FASTDDS_BUILTIN_TRANSPORTS', 'UDPv4')
+    assert dds_environment('kilted')['FASTDDS_BUILTIN_TRANSPORTS'] == 'UDPv4'

@@ -14,11 +14,17 @@ HUMBLE_PROFILE = 'fastdds_humble_shm.xml'
 
 
 def dds_environment(ros_distro: str = None) -> dict:
-    """Environment variables for the node processes of `ros_distro` (default: $ROS_DISTRO)."""
+    """Environment variables for the node processes of `ros_distro` (default: $ROS_DISTRO).
+
+    On Jazzy and newer the builtin transport is LARGE_DATA unless FASTDDS_BUILTIN_TRANSPORTS is
+    already set.
+    """
     distro = (ros_distro or os.environ.get('ROS_DISTRO') or '').lower()
     env = {'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp'}
     if distro in ('humble', 'iron'):
         env['FASTRTPS_DEFAULT_PROFILES_FILE'] = config_path(HUMBLE_PROFILE)
     else:
-        env['FASTDDS_BUILTIN_TRANSPORTS'] = 'LARGE_DATA'
+        # A transport the user chose (e.g. UDPv4 for robots on several hosts) is kept.
+        env['FASTDDS_BUILTIN_TRANSPORTS'] = os.environ.get('FASTDDS_BUILTIN_TRANSPORTS',
+                                                           'LARGE_DATA')
     return env
