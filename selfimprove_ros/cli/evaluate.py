@@ -6,7 +6,7 @@ import time
 
 from selfimprove_ros.sim.aloha_sim import TASKS
 
-HELP = 'evaluate a policy in sim: success rate with a 95% interval, mean steps-to-go curve'
+HELP = 'evaluate a policy in sim: success rate with a 95 percent interval, mean steps-to-go curve'
 
 
 def add_arguments(parser):

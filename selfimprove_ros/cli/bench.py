@@ -1,0 +1,49 @@
+"""`selfimprove bench`: run one of the repository's benchmarks (measurements, not tests)."""
+
+import importlib
+import os
+import sys
+
+HELP = 'run a benchmark from benchmarks/ (speed and memory; results as JSON)'
+
+BENCHMARKS = {
+    'foundation': ('run', 'simulator speed, camera delivery across processes, recorder'),
+    'dataset': ('dataset_throughput', 'bags -> training samples per second, cold and cached'),
+    'training': ('training_throughput', 'SFT samples per second per encoder'),
+    'runtime': ('runtime_latency', '10 Hz policy loop: jitter, inference, CPU, hot-swap gaps'),
+    'toy': ('toy_improvement', 'self-improvement on the point-mass task, per iteration'),
+    'sample-efficiency': ('sample_efficiency', 'BC on K vs 2K vs K + practice, in sim (hours)'),
+}
+
+
+def add_arguments(parser):
+    """Arguments of `bench`."""
+    parser.add_argument('name', choices=sorted(BENCHMARKS), metavar='NAME',
+                        help='; '.join(f'{name}: {text}'
+                                       for name, (_, text) in sorted(BENCHMARKS.items())))
+    parser.add_argument('bench_args', nargs='...', metavar='ARGS',
+                        help="the benchmark's own arguments (see NAME --help)")
+
+
+def load(name: str):
+    """Import benchmarks.<module> from the repository checkout, or say why it cannot be."""
+    module = BENCHMARKS[name][0]
+    try:
+        return importlib.import_module(f'benchmarks.{module}')
+    except ModuleNotFoundError as error:
+        if error.name not in ('benchmarks', f'benchmarks.{module}'):
+            raise
+        raise RuntimeError(
+            f'benchmarks/{module}.py is not importable from {os.getcwd()}: benchmarks ship with '
+            'the repository, not the installed package; run this from the checkout') from error
+
+
+def run(args) -> int:
+    """Run the benchmark's main() with its own arguments."""
+    module = load(args.name)
+    argv = sys.argv
+    sys.argv = [f'selfimprove bench {args.name}', *args.bench_args]
+    try:
+        return module.main() or 0
+    finally:
+        sys.argv = argv
