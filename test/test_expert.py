@@ -66,6 +66,12 @@ def test_noise_is_smooth_and_reproducible():
     noisy = plan(0.05, 1)
     np.testing.assert_array_equal(noisy, plan(0.05, 1))
     assert not np.allclose(noisy, plan(0.05, 2))
+    # Each episode of a run gets its own perturbation, reproducible from its seed.
+    expert = ScriptedExpert(ExpertConfig(task='insertion', noise_std=0.05, noise_seed=1))
+    np.testing.assert_array_equal(expert.plan(qpos, episode_seed=0), noisy)
+    other = expert.plan(qpos, episode_seed=3)
+    assert not np.allclose(other, noisy)
+    np.testing.assert_array_equal(other, expert.plan(qpos, episode_seed=3))
     offset = noisy - clean
     arms = [j for j in range(NUM_JOINTS) if j not in GRIPPER_INDICES]
     assert 0.02 < offset[:, arms].std() < 0.1

@@ -68,7 +68,8 @@ class ExpertNode(Node):
         """Plan from the episode's first state; remember which tick awaits an answer."""
         stamp_ns = stamp_to_ns(msg.header.stamp)
         if self.episode is not None and self.plan_start_ns is None:
-            self.expert.plan(msg.position)
+            # The simulator seed of the episode also seeds its noise (None outside sim).
+            self.expert.plan(msg.position, int(self.episode.get('seed') or 0))
             self.plan_start_ns = stamp_ns
             self.get_logger().info(f'episode {self.episode["episode_id"]}: planned '
                                    f'{self.expert.episode_ticks} ticks')

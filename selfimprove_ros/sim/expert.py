@@ -206,10 +206,13 @@ class ScriptedExpert:
         self._ik = _ArmIK(config.task)
         self._plan = None
 
-    def plan(self, full_qpos) -> np.ndarray:
+    def plan(self, full_qpos, episode_seed: int = 0) -> np.ndarray:
         """Plan the episode from its initial full qpos; return [T, 14] joint targets.
 
         The objects' x, y place the grasps; the arms start from their joints in `full_qpos`.
+        The noise is drawn from (noise_seed, episode_seed): every episode of a collection run
+        is perturbed differently (the same pattern in every demonstration would be learnt as
+        part of the task rather than recovered from), yet any episode can be replayed.
         """
         qpos = np.asarray(full_qpos, dtype=np.float64)
         if qpos.shape != (self._ik.model.nq,):
@@ -237,11 +240,11 @@ class ScriptedExpert:
             # A lead beyond the lag the servo can have would only bend fast moves off course.
             cap = np.append(self._ik.lag_cap(side), np.inf)
             plan[:, first:first + 7] = now + np.clip(ahead - now, -cap, cap)
-        plan += self._noise(tick_t) * _ARM
+        plan += self._noise(tick_t, episode_seed) * _ARM
         self._plan = np.clip(plan, LOWER_LIMITS, UPPER_LIMITS)
         return self._plan.copy()
 
-    def _noise(self, tick_t):
+    def _noise(self, tick_t, episode_seed: int):
         """Smooth Gaussian drift at `tick_t`: random knots every 0.4 s, eased in between.
 
         The knots sit at fixed times, so a seed perturbs the same way at any control period;
@@ -249,7 +252,7 @@ class ScriptedExpert:
         """
         if self.config.noise_std == 0:
             return np.zeros((len(tick_t), NUM_JOINTS))
-        rng = np.random.default_rng(self.config.noise_seed)
+        rng = np.random.default_rng((self.config.noise_seed, episode_seed))
         knot_t = np.arange(0.0, tick_t[-1] + 2 * _NOISE_KNOT_S, _NOISE_KNOT_S)
         knots = rng.normal(0.0, self.config.noise_std, (len(knot_t), NUM_JOINTS))
         knots[0] = 0.0
