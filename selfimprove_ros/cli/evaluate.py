@@ -52,8 +52,8 @@ def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ti
         'robot_node': {'seed': seed},
         'recorder_node': {'bag_dir': os.path.join(out, 'bags')},
         'policy_node': {'temperature': float(temperature)},
-        'episode_manager_node': {'max_episodes': episodes, 'max_ticks': max_ticks,
-                                 'wait_for_policy': True},
+        # No max_episodes: faults do not count, so the driver decides when enough are done.
+        'episode_manager_node': {'max_ticks': max_ticks, 'wait_for_policy': True},
     }
     specs = build_graph(load_config(config_path('sim.yaml')), robot, overrides,
                         with_runtime=True)
@@ -104,58 +104,135 @@ def finished_bags(bag_dir: str, exclude, grace_s: float = 15.0) -> list:
 
 
 def describe_bag(path: str) -> dict:
-    """Return {'episode_id', 'path', 'outcome', 'labelled', 'sim_success'} of a finished bag."""
+    """Return {'episode_id', 'path', 'outcome', 'cause', 'labelled', 'sim_success'} of a bag."""
     import yaml
 
     from selfimprove_ros.runtime.episode_labelling import BadLabels, read_labels
+    with open(os.path.join(path, 'episode.yaml')) as handle:
+        meta = yaml.safe_load(handle) or {}
+    item = {'episode_id': meta.get('episode_id', ''), 'path': path,
+            'outcome': meta.get('outcome', 'unknown'), 'cause': meta.get('cause', ''),
+            'labelled': False, 'sim_success': None}
     try:
         labels = read_labels(path)
-        return {'episode_id': labels.episode_id, 'path': path, 'outcome': labels.outcome,
-                'labelled': True, 'sim_success': labels.sim_success}
     except BadLabels:
-        with open(os.path.join(path, 'episode.yaml')) as handle:
-            meta = yaml.safe_load(handle) or {}
-        return {'episode_id': meta.get('episode_id', ''), 'path': path,
-                'outcome': meta.get('outcome', 'unknown'), 'labelled': False,
-                'sim_success': None}
+        return item
+    return {**item, 'episode_id': labels.episode_id, 'outcome': labels.outcome,
+            'labelled': True, 'sim_success': labels.sim_success}
+
+
+class FaultStreak:
+    """Episodes of one graph, split into counted ones and faults; spots a broken graph.
+
+    A fault (stale input, safety hold, e-stop) says nothing about the policy, so it is not
+    counted. Several in a row mean the graph itself is broken (we saw a camera->policy pair
+    that never matched, every episode then faulting at once); the driver restarts it.
+    """
+
+    def __init__(self, max_in_row: int = 3):
+        if max_in_row < 1:
+            raise ValueError(f'max_in_row must be >= 1, got {max_in_row!r}')
+        self.max_in_row = max_in_row
+        self.done, self.faulted = [], []
+        self.in_row = 0
+
+    def add(self, item: dict) -> bool:
+        """Record a finished episode; return True when the graph should be restarted."""
+        if item['outcome'] == 'fault':
+            self.faulted.append(item)
+            self.in_row += 1
+        else:
+            self.done.append(item)
+            self.in_row = 0
+        return self.in_row >= self.max_in_row
+
+    def restart(self):
+        """Start counting the streak afresh for a new graph."""
+        self.in_row = 0
+
+    @property
+    def started(self) -> int:
+        """Episodes the simulator has used a scene for (counted and faulted)."""
+        return len(self.done) + len(self.faulted)
 
 
 def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout_s=None,
-                             stop_when=None):
-    """Start `specs`, wait for `episodes` labelled episodes, stop; return them in order.
+                             stop_when=None, max_faults_in_row=3, restarts=2):
+    """Start `specs`, wait for `episodes` finished episodes, stop; return them in order.
 
     Completion is read from the recorder's bag directory (a bag with its steps_to_go.npz), not
     from DDS in this process: the graph's own nodes talk over DDS, but a driver that comes and
     goes between graphs is the one participant we saw miss messages. Each returned item is
-    {'episode_id', 'path', 'outcome'}. `stop_when(done, item)`, called after each labelled
-    episode, can end the wait early.
+    {'episode_id', 'path', 'outcome', 'cause', 'labelled', 'sim_success'}; faulted episodes
+    are logged but neither returned nor counted. After `max_faults_in_row` faults in a row the
+    graph is restarted in a fresh ROS domain, at most `restarts` times, continuing with the
+    next simulator seeds. `stop_when(done, item)`, called after each counted episode, can end
+    the wait early.
     """
     from selfimprove_ros.graph.dds import dds_environment
-    from selfimprove_ros.graph.launcher import GraphRunner
     bag_dir = next(spec.parameters['bag_dir'] for spec in specs
                    if spec.executable == 'recorder_node')
-    before = set(os.listdir(bag_dir)) if os.path.isdir(bag_dir) else set()
+    seen = set(os.listdir(bag_dir)) if os.path.isdir(bag_dir) else set()
     os.environ.update(dds_environment())
+    deadline = time.monotonic() + (timeout_s or 120 + 60 * min(episodes, 1000))
+    streak = FaultStreak(max_faults_in_row)
+    for attempt in range(restarts + 1):
+        if attempt:
+            log(f'  {streak.in_row} episodes in a row ended as faults (last: '
+                f'{streak.faulted[-1]["cause"] or "no cause given"}): restarting the graph in '
+                f'a fresh ROS domain (restart {attempt} of {restarts})')
+            streak.restart()
+        graph_specs = _continue_seeds(specs, streak.started)
+        if _run_one_graph(graph_specs, bag_dir, seen, episodes, log_dir, log, deadline, streak,
+                          stop_when):
+            return streak.done
+    raise RuntimeError(
+        f'the graph broke {restarts + 1} times: {streak.in_row} episodes in a row ended as '
+        f'faults, the last because {streak.faulted[-1]["cause"]!r}; see the node logs in '
+        f'{log_dir}')
+
+
+def _continue_seeds(specs, started: int):
+    """Specs whose simulator starts `started` scenes after the first graph's first scene."""
+    import dataclasses
+    if not started:
+        return specs
+    return [dataclasses.replace(spec, parameters={**spec.parameters, 'seed': int(
+        spec.parameters.get('seed', 0)) + started}) if spec.executable == 'robot_node' else spec
+        for spec in specs]
+
+
+def _run_one_graph(specs, bag_dir, seen, episodes, log_dir, log, deadline, streak, stop_when):
+    """Run one graph; return True when finished, False when it must be restarted."""
+    from selfimprove_ros.graph.launcher import GraphRunner
     # A fresh ROS domain per graph keeps it apart from the participants of the last one.
     os.environ['ROS_DOMAIN_ID'] = str(next_domain_id())
-    deadline = time.monotonic() + (timeout_s or 120 + 60 * min(episodes, 1000))
-    done = []
     with GraphRunner(specs, log_dir) as graph:
-        while len(done) < episodes:
+        while len(streak.done) < episodes:
             if time.monotonic() > deadline:
-                raise TimeoutError(f'only {len(done)} of {episodes} episodes were labelled in '
-                                   f'{bag_dir}; see the node logs in {log_dir}')
+                raise TimeoutError(f'only {len(streak.done)} of {episodes} episodes were '
+                                   f'labelled in {bag_dir}; see the node logs in {log_dir}')
             graph.check()
             time.sleep(0.5)
-            for path in finished_bags(bag_dir, before | {os.path.basename(p['path'])
-                                                         for p in done}):
+            for path in finished_bags(bag_dir, seen):
+                seen.add(os.path.basename(path))
                 item = describe_bag(path)
-                done.append(item)
-                sim = '' if item['sim_success'] is None else \
-                    f', simulator {"success" if item["sim_success"] else "failure"}'
-                unlabelled = '' if item['labelled'] else \
-                    ' (NOT LABELLED: see reward_scorer_node\'s log; left out of the report)'
-                log(f'  episode {len(done)}: {item["outcome"]}{sim}{unlabelled}')
-                if stop_when and stop_when(len(done), item):
-                    return done
-    return done
+                broken = streak.add(item)
+                log(f'  {_describe(item, len(streak.done))}')
+                if broken:
+                    return False
+                if item['outcome'] != 'fault' and stop_when and \
+                        stop_when(len(streak.done), item):
+                    return True
+    return True
+
+
+def _describe(item: dict, counted: int) -> str:
+    """One log line for a finished episode."""
+    if item['outcome'] == 'fault':
+        return f'fault, not counted: {item["cause"] or "no cause given"}'
+    sim = '' if item['sim_success'] is None else \
+        f', simulator {"success" if item["sim_success"] else "failure"}'
+    unlabelled = '' if item['labelled'] else \
+        ' (NOT LABELLED: see reward_scorer_node\'s log; left out of the report)'
+    return f'episode {counted}: {item["outcome"]}{sim}{unlabelled}'

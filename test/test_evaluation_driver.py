@@ -1,0 +1,97 @@
+"""The sim evaluation/practice driver: faults are not counted, a broken graph is restarted."""
+
+import os
+
+import pytest
+import yaml
+
+from selfimprove_ros.cli import evaluate
+from selfimprove_ros.cli.evaluate import FaultStreak, run_graph_until_labelled
+from selfimprove_ros.graph.description import NodeSpec
+
+
+def item(outcome, cause=''):
+    return {'outcome': outcome, 'cause': cause}
+
+
+def test_fault_streak_counts_only_policy_outcomes_and_spots_a_broken_graph():
+    streak = FaultStreak(max_in_row=2)
+    assert not streak.add(item('success'))
+    assert not streak.add(item('fault', 'camera stale'))
+    assert not streak.add(item('timeout'))  # a counted episode ends the streak
+    assert not streak.add(item('fault'))
+    assert streak.add(item('fault'))
+    assert [i['outcome'] for i in streak.done] == ['success', 'timeout']
+    assert len(streak.faulted) == 3 and streak.started == 5
+    streak.restart()
+    assert not streak.add(item('fault'))
+    with pytest.raises(ValueError, match='max_in_row'):
+        FaultStreak(0)
+
+
+class FakeGraph:
+    """Stands in for GraphRunner: each check() 'finishes' one episode as a closed bag."""
+
+    outcomes = []   # per graph started: the outcomes its episodes end with
+    started = []    # robot seeds and ROS domains of the graphs started
+
+    def __init__(self, specs, log_dir):
+        robot = next(s for s in specs if s.executable == 'robot_node')
+        self.bag_dir = next(s for s in specs if s.executable == 'recorder_node'
+                            ).parameters['bag_dir']
+        self.plan = list(FakeGraph.outcomes.pop(0))
+        FakeGraph.started.append((robot.parameters['seed'], os.environ['ROS_DOMAIN_ID']))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def check(self):
+        if not self.plan:
+            return
+        outcome = self.plan.pop(0)
+        name = f'bag{len(os.listdir(self.bag_dir)):03d}'
+        path = os.path.join(self.bag_dir, name)
+        os.makedirs(path)
+        with open(os.path.join(path, 'episode.yaml'), 'w') as handle:
+            yaml.safe_dump({'episode_id': name, 'outcome': outcome,
+                            'cause': 'policy stale: camera input too old'
+                            if outcome == 'fault' else ''}, handle)
+        meta = os.path.join(path, 'metadata.yaml')
+        open(meta, 'w').close()
+        os.utime(meta, (0, 0))  # closed long ago: returned without labels after the grace
+
+
+@pytest.fixture
+def graph(tmp_path, monkeypatch):
+    import selfimprove_ros.graph.launcher as launcher
+    monkeypatch.setattr(launcher, 'GraphRunner', FakeGraph)
+    monkeypatch.setattr(evaluate.time, 'sleep', lambda s: None)
+    FakeGraph.started.clear()
+    bags = tmp_path / 'bags'
+    bags.mkdir()
+    specs = [NodeSpec('robot_node', 'robot_node', 'r', {'seed': 100}),
+             NodeSpec('recorder_node', 'recorder_node', 'r', {'bag_dir': str(bags)})]
+    return specs
+
+
+def test_a_broken_graph_is_restarted_on_the_next_scenes(graph):
+    FakeGraph.outcomes = [['success', 'fault', 'fault', 'fault'], ['timeout', 'success']]
+    logged = []
+    done = run_graph_until_labelled(graph, 'r', 3, 'logs', log=logged.append,
+                                    max_faults_in_row=3, restarts=1)
+    assert [d['outcome'] for d in done] == ['success', 'timeout', 'success']
+    # The second graph starts at the scene after the four the first one used.
+    assert [seed for seed, _ in FakeGraph.started] == [100, 104]
+    assert FakeGraph.started[0][1] != FakeGraph.started[1][1]  # a fresh ROS domain
+    assert any('restarting the graph' in line and 'camera input too old' in line
+               for line in logged)
+
+
+def test_a_graph_that_keeps_faulting_is_an_error_naming_the_cause(graph):
+    FakeGraph.outcomes = [['fault'] * 2, ['fault'] * 2]
+    with pytest.raises(RuntimeError, match='camera input too old'):
+        run_graph_until_labelled(graph, 'r', 1, 'logs', log=lambda line: None,
+                                 max_faults_in_row=2, restarts=1)
