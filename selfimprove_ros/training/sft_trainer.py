@@ -197,9 +197,15 @@ class SftTrainer:
                          for role, (loss, step) in self.best.items()}}
 
     def _progress(self):
+        import sys
+
         from tqdm import tqdm
+        # Into a log file (trainer_node, benchmarks) a bar redrawn 10 times a second buries
+        # everything else: there, one line every 30 s.
+        interactive = sys.stderr.isatty()
         return tqdm(total=self.config.steps, initial=self.step, disable=not self.ctx.is_main,
-                    desc='sft', unit='step', dynamic_ncols=True)
+                    desc='sft', unit='step', dynamic_ncols=True,
+                    mininterval=0.1 if interactive else 30.0)
 
     def _write_run_files(self):
         if not self.ctx.is_main:
