@@ -90,8 +90,19 @@ def test_a_broken_graph_is_restarted_on_the_next_scenes(graph):
                for line in logged)
 
 
+def test_a_graph_where_nothing_finishes_is_restarted(graph):
+    # The first graph never finishes an episode (a deaf robot_node -> policy_node pair).
+    FakeGraph.outcomes = [[], ['success']]
+    logged = []
+    done = run_graph_until_labelled(graph, 'r', 1, 'logs', log=logged.append, restarts=1,
+                                    stall_s=0.05)
+    assert [d['outcome'] for d in done] == ['success']
+    assert [seed for seed, _ in FakeGraph.started] == [100, 100]  # no scene was used
+    assert any('no episode finished in' in line for line in logged)
+
+
 def test_a_graph_that_keeps_faulting_is_an_error_naming_the_cause(graph):
     FakeGraph.outcomes = [['fault'] * 2, ['fault'] * 2]
-    with pytest.raises(RuntimeError, match='camera input too old'):
+    with pytest.raises(RuntimeError, match='broke 2 times.*camera input too old'):
         run_graph_until_labelled(graph, 'r', 1, 'logs', log=lambda line: None,
                                  max_faults_in_row=2, restarts=1)

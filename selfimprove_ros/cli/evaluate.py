@@ -157,17 +157,21 @@ class FaultStreak:
 
 
 def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout_s=None,
-                             stop_when=None, max_faults_in_row=3, restarts=2):
+                             stop_when=None, max_faults_in_row=3, restarts=2, stall_s=120.0):
     """Start `specs`, wait for `episodes` finished episodes, stop; return them in order.
 
     Completion is read from the recorder's bag directory (a bag with its steps_to_go.npz), not
     from DDS in this process: the graph's own nodes talk over DDS, but a driver that comes and
     goes between graphs is the one participant we saw miss messages. Each returned item is
     {'episode_id', 'path', 'outcome', 'cause', 'labelled', 'sim_success'}; faulted episodes
-    are logged but neither returned nor counted. After `max_faults_in_row` faults in a row the
-    graph is restarted in a fresh ROS domain, at most `restarts` times, continuing with the
-    next simulator seeds. `stop_when(done, item)`, called after each counted episode, can end
-    the wait early.
+    are logged but neither returned nor counted.
+
+    A graph is broken when `max_faults_in_row` episodes in a row fault, or when no episode
+    finishes for `stall_s` seconds (we saw a robot_node -> policy_node pair that never matched:
+    policy_node then never ticks and the manager waits for it forever). A broken graph is
+    restarted in a fresh ROS domain, at most `restarts` times, continuing with the next
+    simulator seeds. `stop_when(done, item)`, called after each counted episode, can end the
+    wait early.
     """
     from selfimprove_ros.graph.dds import dds_environment
     bag_dir = next(spec.parameters['bag_dir'] for spec in specs
@@ -177,19 +181,17 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
     deadline = time.monotonic() + (timeout_s or 120 + 60 * min(episodes, 1000))
     streak = FaultStreak(max_faults_in_row)
     for attempt in range(restarts + 1):
-        if attempt:
-            log(f'  {streak.in_row} episodes in a row ended as faults (last: '
-                f'{streak.faulted[-1]["cause"] or "no cause given"}): restarting the graph in '
-                f'a fresh ROS domain (restart {attempt} of {restarts})')
-            streak.restart()
         graph_specs = _continue_seeds(specs, streak.started)
-        if _run_one_graph(graph_specs, bag_dir, seen, episodes, log_dir, log, deadline, streak,
-                          stop_when):
+        broken = _run_one_graph(graph_specs, bag_dir, seen, episodes, log_dir, log, deadline,
+                                streak, stop_when, stall_s)
+        if not broken:
             return streak.done
-    raise RuntimeError(
-        f'the graph broke {restarts + 1} times: {streak.in_row} episodes in a row ended as '
-        f'faults, the last because {streak.faulted[-1]["cause"]!r}; see the node logs in '
-        f'{log_dir}')
+        if attempt < restarts:
+            log(f'  {broken}: restarting the graph in a fresh ROS domain (restart '
+                f'{attempt + 1} of {restarts})')
+        streak.restart()
+    raise RuntimeError(f'the graph broke {restarts + 1} times, the last time because {broken}; '
+                       f'see the node logs in {log_dir}')
 
 
 def _continue_seeds(specs, started: int):
@@ -202,29 +204,36 @@ def _continue_seeds(specs, started: int):
         for spec in specs]
 
 
-def _run_one_graph(specs, bag_dir, seen, episodes, log_dir, log, deadline, streak, stop_when):
-    """Run one graph; return True when finished, False when it must be restarted."""
+def _run_one_graph(specs, bag_dir, seen, episodes, log_dir, log, deadline, streak, stop_when,
+                   stall_s):
+    """Run one graph; return '' when finished, else why it must be restarted."""
     from selfimprove_ros.graph.launcher import GraphRunner
     # A fresh ROS domain per graph keeps it apart from the participants of the last one.
     os.environ['ROS_DOMAIN_ID'] = str(next_domain_id())
     with GraphRunner(specs, log_dir) as graph:
+        progress_at = time.monotonic()
         while len(streak.done) < episodes:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f'only {len(streak.done)} of {episodes} episodes were '
                                    f'labelled in {bag_dir}; see the node logs in {log_dir}')
+            if now - progress_at > stall_s:
+                return f'no episode finished in {stall_s:.0f} s'
             graph.check()
             time.sleep(0.5)
             for path in finished_bags(bag_dir, seen):
                 seen.add(os.path.basename(path))
+                progress_at = time.monotonic()
                 item = describe_bag(path)
                 broken = streak.add(item)
                 log(f'  {_describe(item, len(streak.done))}')
                 if broken:
-                    return False
+                    return (f'{streak.in_row} episodes in a row ended as faults (last: '
+                            f'{item["cause"] or "no cause given"})')
                 if item['outcome'] != 'fault' and stop_when and \
                         stop_when(len(streak.done), item):
-                    return True
-    return True
+                    return ''
+    return ''
 
 
 def _describe(item: dict, counted: int) -> str:

@@ -31,6 +31,10 @@ from selfimprove_ros.runtime.model_slot import ModelSlot
 from selfimprove_ros.runtime.policy_runtime import PolicyRuntime
 
 
+# Lockstep robot_node publishes at least every lockstep_timeout_s (0.5 s); this is long silence.
+_SILENT_ROBOT_S = 5.0
+
+
 class PolicyNode(Node):
     """ROS shell around PolicyRuntime, ModelSlot and ModelLoader."""
 
@@ -46,6 +50,7 @@ class PolicyNode(Node):
         self.episode, self.recorded = None, False
         self.frames, self.frame_wall = {}, {}  # camera -> (stamp_ns, rgb msg), arrival [s]
         self.joints = None                     # (stamp_ns, positions [14])
+        self.joint_wall = time.monotonic()     # arrival of the newest joint state [s]
         self.sync = ObservationSync(['joint_states', *config.cameras])
         self.answered_ns, self.last_tick = None, None
         self.requested, self.last_rejection = set(), ''
@@ -211,6 +216,13 @@ class PolicyNode(Node):
 
     def on_sync_timer(self):
         """Lockstep: decide on what arrived if a tick's frames are late."""
+        silent_s = time.monotonic() - self.joint_wall
+        if silent_s > _SILENT_ROBOT_S:
+            # In lockstep nothing else makes this node tick, so say why it is quiet.
+            self.get_logger().warning(
+                f'no joint_states on {self.resolve_topic_name(topics.JOINT_STATES)} for '
+                f'{silent_s:.0f} s: is robot_node running in this ROS domain and transport?',
+                throttle_duration_sec=10.0)
         if self.joints is not None and self.joints[0] != self.answered_ns and \
                 time.monotonic() - self.joint_wall > self.config.sync_timeout_s:
             self.try_lockstep(force=True)
