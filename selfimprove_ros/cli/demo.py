@@ -152,10 +152,14 @@ def practise_until(run, model_dir, reward_dir, bags, args, out, iteration, ready
 
 def report(history: list, out: str, elapsed_s: float):
     """Print the table and where everything is; save report.json."""
-    print(f'\n{"version":42s} {"sim success (greedy)":26s} {"detected":26s}')
+    print(f'\n{"version":34s} {"sim success (greedy)":24s} {"detected":24s} '
+          f'{"closest d":>9s} {"final d":>8s}')
     for row in history:
-        print(f'{row["version"]:42s} {row["sim_success"]["describe"]:26s} '
-              f'{row["detected_success"]["describe"]:26s}')
+        print(f'{row["version"]:34s} {row["sim_success"]["describe"]:24s} '
+              f'{row["detected_success"]["describe"]:24s} '
+              f'{row["mean_closest_steps_to_go"]:9.1f} {row["mean_final_steps_to_go"]:8.1f}')
+    print('closest d / final d: mean over episodes of the smallest and the last steps-to-go '
+          '[ticks] the frozen Stage-1 model predicted; lower is closer to done')
     path = os.path.join(out, 'report.json')
     with open(path, 'w') as handle:
         json.dump({'elapsed_s': elapsed_s, 'history': history}, handle, indent=1)

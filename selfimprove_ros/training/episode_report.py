@@ -33,6 +33,10 @@ def episode_report(bag_dirs, out_dir: str, version: str, name: str = 'eval') -> 
         'sim_success': rate(sum(sim), len(sim)),
         'detected_success': rate(sum(lab.outcome == 'success' for lab in labels), len(labels)),
         'mean_steps_to_go': np.nanmean(padded, axis=0).round(2).tolist(),
+        # How close episodes came and where they ended, by the frozen reward model [ticks]:
+        # progress that has not (yet) turned into simulator successes shows here first.
+        'mean_closest_steps_to_go': float(np.mean([np.min(c) for c in curves])),
+        'mean_final_steps_to_go': float(np.mean([c[-1] for c in curves])),
         'episodes': [{'episode_id': lab.episode_id, 'outcome': lab.outcome,
                       'sim_success': lab.sim_success, 'ticks': len(lab.steps_to_go),
                       'final_steps_to_go': float(lab.steps_to_go[-1]),
