@@ -12,7 +12,7 @@ Per (task, seed), under --out:
     <task>/seed<s>/models/<run name>/                     their exports
     <task>/seed<s>/si_<budget>ep_<it>it_<N>x<B>/          ImproveRun: versions, practice bags
     <task>/seed<s>/eval/<version>_<n>ep_<ticks>ticks/     greedy evaluation, eval.json
-    <task>/seed<s>/timings.json                           wall time [s] of each phase
+    <task>/seed<s>/timings_k<K>_<steps>steps_<n>ep.json   wall time [s] of each phase
 
 A phase whose output exists is not run again, so an interrupted run continues where it stopped.
 Writes benchmarks/results/sample_efficiency.json (--quick: sample_efficiency_quick.json).
@@ -345,7 +345,9 @@ def result_row(task: str, seed: int, args, method: str, report: dict, demos: int
 def run_case(task: str, seed: int, args) -> tuple:
     """Run one (task, seed) from demonstrations to the last practice version; return rows."""
     case = os.path.join(args.out, task, f'seed{seed}')
-    times = PhaseTimes(os.path.join(case, 'timings.json'))
+    # One file per set of sizes: runs with another K share the case folder, not its timings.
+    times = PhaseTimes(os.path.join(
+        case, f'timings_k{args.k}_{args.sft_steps}steps_{args.eval_episodes}ep.json'))
     first, second = times.run('collect', collect_demos, case, task, seed, args)
     bc_k = times.run('sft_k', train_bc, [first], case, seed, args)
     bc_2k = times.run('sft_2k', train_bc, [first, second], case, seed, args)
