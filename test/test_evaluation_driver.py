@@ -34,6 +34,7 @@ class FakeGraph:
 
     outcomes = []   # per graph started: the outcomes its episodes end with
     started = []    # robot seeds and ROS domains of the graphs started
+    log_dirs = []
 
     def __init__(self, specs, log_dir):
         robot = next(s for s in specs if s.executable == 'robot_node')
@@ -41,6 +42,7 @@ class FakeGraph:
                             ).parameters['bag_dir']
         self.plan = list(FakeGraph.outcomes.pop(0))
         FakeGraph.started.append((robot.parameters['seed'], os.environ['ROS_DOMAIN_ID']))
+        FakeGraph.log_dirs.append(log_dir)
 
     def __enter__(self):
         return self
@@ -70,6 +72,7 @@ def graph(tmp_path, monkeypatch):
     monkeypatch.setattr(launcher, 'GraphRunner', FakeGraph)
     monkeypatch.setattr(evaluate.time, 'sleep', lambda s: None)
     FakeGraph.started.clear()
+    FakeGraph.log_dirs.clear()
     bags = tmp_path / 'bags'
     bags.mkdir()
     specs = [NodeSpec('robot_node', 'robot_node', 'r', {'seed': 100}),
@@ -86,6 +89,7 @@ def test_a_broken_graph_is_restarted_on_the_next_scenes(graph):
     # The second graph starts at the scene after the four the first one used.
     assert [seed for seed, _ in FakeGraph.started] == [100, 104]
     assert FakeGraph.started[0][1] != FakeGraph.started[1][1]  # a fresh ROS domain
+    assert FakeGraph.log_dirs == ['logs', os.path.join('logs', 'restart1')]
     assert any('restarting the graph' in line and 'camera input too old' in line
                for line in logged)
 

@@ -182,7 +182,9 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
     streak = FaultStreak(max_faults_in_row)
     for attempt in range(restarts + 1):
         graph_specs = _continue_seeds(specs, streak.started)
-        broken = _run_one_graph(graph_specs, bag_dir, seen, episodes, log_dir, log, deadline,
+        # A restarted graph logs beside the broken one, whose logs say what went wrong.
+        graph_logs = os.path.join(log_dir, f'restart{attempt}') if attempt else log_dir
+        broken = _run_one_graph(graph_specs, bag_dir, seen, episodes, graph_logs, log, deadline,
                                 streak, stop_when, stall_s)
         if not broken:
             return streak.done
@@ -191,7 +193,7 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
                 f'{attempt + 1} of {restarts})')
         streak.restart()
     raise RuntimeError(f'the graph broke {restarts + 1} times, the last time because {broken}; '
-                       f'see the node logs in {log_dir}')
+                       f'see the node logs in {log_dir} and its restart*/ folders')
 
 
 def _continue_seeds(specs, started: int):
