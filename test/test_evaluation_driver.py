@@ -1,6 +1,7 @@
 """The sim evaluation/practice driver: faults are not counted, a broken graph is restarted."""
 
 import os
+import time
 
 import pytest
 import yaml
@@ -41,6 +42,7 @@ class FakeGraph:
         self.bag_dir = next(s for s in specs if s.executable == 'recorder_node'
                             ).parameters['bag_dir']
         self.plan = list(FakeGraph.outcomes.pop(0))
+        self.created = time.monotonic()
         FakeGraph.started.append((robot.parameters['seed'], os.environ['ROS_DOMAIN_ID']))
         FakeGraph.log_dirs.append(log_dir)
 
@@ -50,8 +52,10 @@ class FakeGraph:
     def __exit__(self, *exc):
         return False
 
+    delay_s = 0.0   # how long each graph takes before it finishes its first episode
+
     def check(self):
-        if not self.plan:
+        if not self.plan or time.monotonic() - self.created < FakeGraph.delay_s:
             return
         outcome = self.plan.pop(0)
         name = f'bag{len(os.listdir(self.bag_dir)):03d}'
@@ -73,6 +77,7 @@ def graph(tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate.time, 'sleep', lambda s: None)
     FakeGraph.started.clear()
     FakeGraph.log_dirs.clear()
+    FakeGraph.delay_s = 0.0
     bags = tmp_path / 'bags'
     bags.mkdir()
     specs = [NodeSpec('robot_node', 'robot_node', 'r', {'seed': 100}),
@@ -103,6 +108,15 @@ def test_a_graph_where_nothing_finishes_is_restarted(graph):
     assert [d['outcome'] for d in done] == ['success']
     assert [seed for seed, _ in FakeGraph.started] == [100, 100]  # no scene was used
     assert any('no episode finished in' in line for line in logged)
+
+
+def test_a_restarted_graph_gets_its_own_time_allowance(graph):
+    # The broken graph uses most of the allowance; the restarted one still has all of it.
+    FakeGraph.outcomes = [[], ['success']]
+    FakeGraph.delay_s = 0.3
+    done = run_graph_until_labelled(graph, 'r', 1, 'logs', log=lambda line: None, restarts=1,
+                                    stall_s=0.35, timeout_s=0.4)
+    assert [d['outcome'] for d in done] == ['success']
 
 
 def test_a_graph_that_keeps_faulting_is_an_error_naming_the_cause(graph):

@@ -160,6 +160,9 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
                              stop_when=None, max_faults_in_row=3, restarts=2, stall_s=120.0):
     """Start `specs`, wait for `episodes` finished episodes, stop; return them in order.
 
+    Each graph has `timeout_s` (default 120 s + 60 s per episode still to do) before it is an
+    error.
+
     Completion is read from the recorder's bag directory (a bag with its steps_to_go.npz), not
     from DDS in this process: the graph's own nodes talk over DDS, but a driver that comes and
     goes between graphs is the one participant we saw miss messages. Each returned item is
@@ -178,9 +181,11 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
                    if spec.executable == 'recorder_node')
     seen = set(os.listdir(bag_dir)) if os.path.isdir(bag_dir) else set()
     os.environ.update(dds_environment())
-    deadline = time.monotonic() + (timeout_s or 120 + 60 * min(episodes, 1000))
     streak = FaultStreak(max_faults_in_row)
     for attempt in range(restarts + 1):
+        # Each graph gets the whole allowance for the episodes still to do.
+        remaining = episodes - len(streak.done)
+        deadline = time.monotonic() + (timeout_s or 120 + 60 * min(remaining, 1000))
         graph_specs = _continue_seeds(specs, streak.started)
         # A restarted graph logs beside the broken one, whose logs say what went wrong.
         graph_logs = os.path.join(log_dir, f'restart{attempt}') if attempt else log_dir
