@@ -237,6 +237,20 @@ def test_watch_faults_on_holds_after_the_controller_acted_or_the_grace():
     assert acting.safety_fault('hold_watchdog', '', 1)
 
 
+def test_watch_faults_when_the_controller_never_acts():
+    # A policy that missed the recorder's answer, or commands that never reach the robot, would
+    # otherwise freeze the arms for the whole episode and count as the policy's failure.
+    watch = EpisodeWatch('e1', 0, 'v1', PERIOD_NS, grace_ticks=3)
+    assert watch.policy_fault('waiting_for_recorder', 2) == ''
+    assert watch.safety_fault('hold_no_command', '', 2) == ''
+    assert 'waiting_for_recorder' in watch.policy_fault('waiting_for_recorder', 3)
+    assert 'no command reached the robot' in watch.safety_fault('hold_no_command', '', 3)
+    acting = EpisodeWatch('e2', 0, 'v1', PERIOD_NS, grace_ticks=3)
+    acting.safety_fault('ok', '', 0)
+    assert acting.policy_fault('idle', 5) == ''  # e.g. after its last chunk, the start repeated
+    assert acting.safety_fault('hold_no_command', '', 5) == ''
+
+
 def test_tally_counts_per_version():
     tally = EpisodeTally()
     for version, outcome, sim in [('v1', 'success', True), ('v1', 'timeout', True),

@@ -80,13 +80,14 @@ def time_msg(nanoseconds: int):
 def run_node(node_class, args=None):
     """Init rclpy, spin one node until Ctrl-C, then its `shutdown()` (if any) and cleanup."""
     import rclpy
+    from rclpy.executors import ExternalShutdownException
     rclpy.init(args=args)
     node = None
     try:
         node = node_class()
         rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C, or SIGTERM from the launcher: a normal stop, not a traceback in the log
     finally:
         if node is not None:
             getattr(node, 'shutdown', lambda: None)()

@@ -12,9 +12,15 @@ ALWAYS_FAULT = ('hold_estop', 'hold_invalid')
 # The guard holds because commands stopped: a fault once the controller has acted in this
 # episode, or after the grace ticks (before that the hold is left over from the previous one).
 STOPPED = 'hold_watchdog'
+# No command has reached the robot since the reset: a fault once the grace ticks are over (a
+# controller that never heard the start, or whose commands never arrive, would otherwise run
+# the episode to its timeout with the arms frozen, and the frozen episode would count).
+NEVER_COMMANDED = 'hold_no_command'
 ACTING = ('ok', 'clamped')
 # Policy timing states: 'stale' = camera input too old, the controller holds.
 POLICY_FAULT = 'stale'
+# Policy timing states of a controller that is not (yet) acting in the episode.
+POLICY_WAITING = ('idle', 'no_model', 'waiting_for_recorder')
 
 
 @dataclass
@@ -60,6 +66,8 @@ class EpisodeWatch:
             return ''
         if state in ALWAYS_FAULT or (state == STOPPED and not self.in_grace(ticks)):
             return f'safety guard {state}: {message}' if message else f'safety guard {state}'
+        if state == NEVER_COMMANDED and not self.acting and not self.in_grace(ticks):
+            return f'no command reached the robot in the first {self.grace_ticks} ticks'
         return ''
 
     def policy_fault(self, state: str, ticks: int) -> str:
@@ -68,6 +76,8 @@ class EpisodeWatch:
             self.acting = True
         if state == POLICY_FAULT and not self.in_grace(ticks):
             return 'policy stale: camera input too old, the controller holds'
+        if state in POLICY_WAITING and not self.acting and not self.in_grace(ticks):
+            return f'policy not acting after {self.grace_ticks} ticks: {state}'
         return ''
 
 
