@@ -63,7 +63,7 @@ class FakeGraph:
         os.makedirs(path)
         with open(os.path.join(path, 'episode.yaml'), 'w') as handle:
             yaml.safe_dump({'episode_id': name, 'outcome': outcome,
-                            'cause': 'policy stale: camera input too old'
+                            'outcome_cause': 'policy stale: camera input too old'
                             if outcome == 'fault' else ''}, handle)
         meta = os.path.join(path, 'metadata.yaml')
         open(meta, 'w').close()

@@ -111,7 +111,7 @@ def describe_bag(path: str) -> dict:
     with open(os.path.join(path, 'episode.yaml')) as handle:
         meta = yaml.safe_load(handle) or {}
     item = {'episode_id': meta.get('episode_id', ''), 'path': path,
-            'outcome': meta.get('outcome', 'unknown'), 'cause': meta.get('cause', ''),
+            'outcome': meta.get('outcome', 'unknown'), 'cause': meta.get('outcome_cause', ''),
             'labelled': False, 'sim_success': None}
     try:
         labels = read_labels(path)
