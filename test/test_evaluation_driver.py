@@ -50,6 +50,9 @@ class FakeGraph:
         return self
 
     def __exit__(self, *exc):
+        if self.plan:  # the episode running when the graph stops is closed as aborted
+            self.plan = ['aborted']
+            self.check()
         return False
 
     delay_s = 0.0   # how long each graph takes before it finishes its first episode
@@ -86,7 +89,8 @@ def graph(tmp_path, monkeypatch):
 
 
 def test_a_broken_graph_is_restarted_on_the_next_scenes(graph):
-    FakeGraph.outcomes = [['success', 'fault', 'fault', 'fault'], ['timeout', 'success']]
+    FakeGraph.outcomes = [['success', 'fault', 'fault', 'fault', 'timeout'],
+                          ['timeout', 'success']]
     logged = []
     done = run_graph_until_labelled(graph, 'r', 3, 'logs', log=logged.append,
                                     max_faults_in_row=3, restarts=1)

@@ -193,6 +193,9 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
                                 streak, stop_when, stall_s)
         if not broken:
             return streak.done
+        # The episode the broken graph was running is closed as 'aborted' when it stops: not
+        # a result, so it must not count in the next graph.
+        seen.update(os.listdir(bag_dir) if os.path.isdir(bag_dir) else ())
         if attempt < restarts:
             log(f'  {broken}: restarting the graph in a fresh ROS domain (restart '
                 f'{attempt + 1} of {restarts})')
