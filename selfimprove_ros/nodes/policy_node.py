@@ -224,7 +224,7 @@ class PolicyNode(Node):
                 f'{silent_s:.0f} s: is robot_node running in this ROS domain and transport?',
                 throttle_duration_sec=10.0)
         if self.joints is not None and self.joints[0] != self.answered_ns and \
-                time.monotonic() - self.joint_wall > self.config.sync_timeout_s:
+                silent_s > self.config.sync_timeout_s:
             self.try_lockstep(force=True)
 
     def tick(self, tick_ns: int):
