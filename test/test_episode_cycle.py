@@ -113,6 +113,20 @@ def test_sim_cycle_runs_episodes_until_max_episodes():
     assert io.statuses[-1].by_version == {'': {'episodes': 2, 'successes': 1}}
 
 
+def test_no_episode_starts_before_the_policy_and_the_reward_scorer_are_live():
+    cycle, io, clock = make_cycle(wait_for_policy=True, wait_for_reward=True)
+    cycle.step()
+    io.resets[-1].answer(seed=7)
+    assert cycle.machine.phase.value == 'ready' and 'start' not in io.kinds()
+    assert 'a live policy' in io.statuses[-1].cause
+    accepted, message = cycle.request('start')
+    assert not accepted and 'wait_for_policy' in message
+    cycle.on_version('v1')
+    assert cycle.machine.phase.value == 'ready' and 'the reward scorer' in io.statuses[-1].cause
+    cycle.on_steps_to_go({'episode_id': '', 'steps_to_go': 40.0})  # scored between episodes
+    assert io.kinds() == ['start'] and cycle.machine.phase.value == 'running'
+
+
 def test_ticks_follow_stamps_not_messages():
     cycle, io, _ = make_cycle(auto_reset=False)
     cycle.request('reset_done')

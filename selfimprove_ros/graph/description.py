@@ -5,12 +5,15 @@ layout) plus a top-level `launch` section for graph-wide settings. `launch/*.lau
 same specs into launch_ros `Node` actions, so the two ways of starting the robot cannot drift.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 import os
 
 import yaml
 
+from selfimprove_ros.core.observation_sync import SyncConfig
 from selfimprove_ros.core.topics import CAMERA_NAMES
+from selfimprove_ros.robot.robot_config import RobotConfig
+from selfimprove_ros.runtime.controller_config import ControllerConfig
 
 PACKAGE = 'selfimprove_ros'
 # The source tree's config/ (three levels up: graph/ -> selfimprove_ros/ -> repository root).
@@ -106,7 +109,36 @@ def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
                               node_params('expert_node', {'cameras': cameras})))
     if with_runtime:
         specs += runtime_specs(launch, cameras, lockstep, namespace, node_params)
+    if lockstep:
+        check_lockstep_timeouts(specs)
     return specs
+
+
+def _setting(spec: NodeSpec, config_class, name: str):
+    """Return the value a node will use: its parameter, else its config's default."""
+    if name in spec.parameters:
+        return spec.parameters[name]
+    return next(item.default for item in fields(config_class) if item.name == name)
+
+
+def check_lockstep_timeouts(specs: list):
+    """Refuse a lockstep graph whose simulator gives up on a controller before it may act.
+
+    A controller that misses a camera frame acts on the rest after its `sync_timeout_s`; if the
+    simulator stepped without it first, that tick is lost from the bag and the controller
+    answers the next tick one observation late.
+    """
+    robot = next(spec for spec in specs if spec.executable == 'robot_node')
+    robot_timeout_s = float(_setting(robot, RobotConfig, 'lockstep_timeout_s'))
+    controllers = {'policy_node': ControllerConfig, 'expert_node': SyncConfig}
+    for spec in specs:
+        if spec.executable in controllers:
+            sync_s = float(_setting(spec, controllers[spec.executable], 'sync_timeout_s'))
+            if robot_timeout_s <= sync_s:
+                raise ValueError(
+                    f'robot_node.lockstep_timeout_s ({robot_timeout_s} s) must be longer than '
+                    f'{spec.name}.sync_timeout_s ({sync_s} s), or the simulator steps before '
+                    'a controller missing a frame may act; raise lockstep_timeout_s')
 
 
 def runtime_specs(launch: dict, cameras: list, lockstep: bool, namespace: str, node_params):

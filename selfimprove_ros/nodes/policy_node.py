@@ -31,7 +31,7 @@ from selfimprove_ros.runtime.model_slot import ModelSlot
 from selfimprove_ros.runtime.policy_runtime import PolicyRuntime
 
 
-# Lockstep robot_node publishes at least every lockstep_timeout_s (0.5 s); this is long silence.
+# Lockstep robot_node publishes at least every lockstep_timeout_s (1 s); this is long silence.
 _SILENT_ROBOT_S = 5.0
 
 

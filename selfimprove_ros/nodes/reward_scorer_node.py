@@ -1,10 +1,12 @@
 """reward_scorer_node: the frozen Stage-1 reward model, live on the robot and after each episode.
 
-Live: a wall-clock timer scores the newest complete observation (joint states plus the model's
-cameras) once, if it is newer than the last one scored, and publishes d(o, g) [control ticks]
-on reward/steps_to_go; frames that arrive while it is busy are skipped, never queued (App. F:
-success detection runs asynchronously on the latest observation). success_detector_node turns
-this stream into detected successes.
+Live: a timer on the node's clock scores the newest complete observation (joint states plus the
+model's cameras) once, if it is newer than the last one scored, and publishes d(o, g) [control
+ticks] on reward/steps_to_go; frames that arrive while it is busy are skipped, never queued
+(App. F: success detection runs asynchronously on the latest observation). In lockstep
+simulation the node clock is /clock, so the scorer sees every simulated tick, as it sees every
+tick of a real robot, however fast the simulator runs. success_detector_node turns this stream
+into detected successes.
 
 After each episode: the recorder's `saved` event hands the bag to a worker thread that labels
 every aligned tick (runtime/episode_labelling.py), writes steps_to_go.npz beside the bag and
@@ -34,6 +36,7 @@ from selfimprove_ros.runtime.policy_runtime import observation_inputs
 from selfimprove_ros.runtime.scorer_config import ScorerConfig
 
 JOINTS = 'joint_states'
+LABELS_PERIOD_S = 0.1  # how often finished label files are announced [s]
 
 
 class RewardScorerNode(Node):
@@ -65,8 +68,9 @@ class RewardScorerNode(Node):
         for camera in self.cameras:
             self.create_subscription(Image, topics.camera_topic(camera),
                                      lambda msg, cam=camera: self.on_image(cam, msg), SENSOR_QOS)
-        # Wall clock: under lockstep /clock may stop between episodes, labels must still go out.
-        self.create_timer(self.config.live_period_s, self.on_timer,
+        self.create_timer(self.config.live_period_s, self.score_newest)
+        # Steady time: under lockstep /clock may stop between episodes, labels must still go out.
+        self.create_timer(LABELS_PERIOD_S, self.publish_labelled,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f'reward model {self.model.version} ({self.model.providers[0]}, '
@@ -124,9 +128,8 @@ class RewardScorerNode(Node):
             return None
         return min(stamps.values())
 
-    def on_timer(self):
-        """Score the newest observation once; publish labels the worker has finished."""
-        self.publish_labelled()
+    def score_newest(self):
+        """Score the newest complete observation, once."""
         stamp_ns = self.observation_stamp()
         if stamp_ns is None or (self.scored_ns is not None and stamp_ns <= self.scored_ns):
             return

@@ -18,7 +18,8 @@ class RobotConfig:
         False, 'Sim only: publish /clock and step as soon as the controller answers each tick '
         '(faster than real time); false runs at wall-clock rate')
     lockstep_timeout_s: float = setting(
-        0.5, 'Sim lockstep: wall time [s] to wait for a command before stepping anyway')
+        1.0, 'Sim lockstep: wall time [s] to wait for a command before stepping anyway; '
+        'longer than the controllers\' sync_timeout_s, so one that misses a frame still acts')
     seed: int = setting(
         0, 'Sim: seed of the start-up scene; the first reset repeats it, later ones count up')
     arm_names: list = setting(['follower_left', 'follower_right'],

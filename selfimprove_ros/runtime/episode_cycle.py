@@ -35,6 +35,7 @@ class EpisodeCycle:
         self.watch = None          # EpisodeWatch of the current (or just ended) episode
         self.version = ''          # live policy version
         self.steps_to_go = None    # newest d(o, g) of this episode [ticks]
+        self.reward_live = False   # the reward scorer has published d(o, g)
         self.estop = False
         self.seed = -1             # seed of the scene the simulator last reset to
         self.needs_operator = False
@@ -79,17 +80,25 @@ class EpisodeCycle:
     def may_auto_start(self) -> bool:
         """Tell whether a ready robot starts by itself now."""
         return self.config.auto_start and self.cycle_open() and not self.estop and \
-            (self.version or not self.config.wait_for_policy)
+            self.waiting_for() is None
+
+    def waiting_for(self):
+        """Name the node that must come up before an episode may start (None: none)."""
+        if self.config.wait_for_policy and not self.version:
+            return 'a live policy (wait_for_policy); is policy_node running with a model?'
+        if self.config.wait_for_reward and not self.reward_live:
+            return ('the reward scorer (wait_for_reward); is reward_scorer_node running with '
+                    'a reward model, and do its cameras publish?')
+        return None
 
     def start_episode(self):
         """Start an episode from `ready`; TransitionError says why not."""
         if self.machine.phase is Phase.READY and self.estop:
             raise TransitionError('cannot start an episode while the e-stop is engaged; '
                                   'release it first')
-        if self.machine.phase is Phase.READY and self.config.wait_for_policy and \
-                not self.version:
-            raise TransitionError('cannot start an episode before a policy is live '
-                                  '(wait_for_policy); is policy_node running with a model?')
+        missing = self.waiting_for() if self.machine.phase is Phase.READY else None
+        if missing:
+            raise TransitionError(f'cannot start an episode before {missing}')
         episode_id = new_episode_id()
         transition = self.machine.start(episode_id)
         self.watch = EpisodeWatch(episode_id, self.seed, self.version, self.period_ns,
@@ -272,7 +281,12 @@ class EpisodeCycle:
         self.publish_status()
 
     def on_steps_to_go(self, data: dict):
-        """Keep the newest d(o, g) of this episode for the status."""
+        """Note that the scorer is live; keep the newest d(o, g) of this episode."""
+        if not self.reward_live:
+            self.reward_live = True
+            self.log.info('reward scorer live')
+            if self.machine.phase is Phase.READY and self.may_auto_start():
+                self.apply(self.start_episode())
         episode_id = data.get('episode_id')
         if episode_id and (self.watch is None or episode_id != self.watch.episode_id):
             return
@@ -304,6 +318,8 @@ class EpisodeCycle:
             cause = f'{cause}; max_episodes={self.config.max_episodes} done, cycle stopped'
         if self.estop:
             cause = f'{cause}; e-stop engaged'
+        elif machine.phase is Phase.READY and self.waiting_for():
+            cause = f'{cause}; waiting for {self.waiting_for()}'
         return {'robot': self.robot, 'phase': machine.phase.value, 'cause': cause,
                 'episode_id': machine.episode_id, 'ticks': machine.ticks,
                 'max_ticks': machine.max_ticks, 'steps_to_go': self.steps_to_go,

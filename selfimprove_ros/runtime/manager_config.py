@@ -44,6 +44,9 @@ class ManagerConfig:
     wait_for_policy: bool = setting(
         False, 'Start episodes only once a policy version is live (policy/timing or '
         'policy/action_tokens name one), so no episode is spent while the model loads')
+    wait_for_reward: bool = setting(
+        False, 'Start episodes only once the reward scorer has published d(o, g) '
+        '(reward/steps_to_go), so no practice episode runs without success detection')
     status_period_s: float = setting(1.0, 'Status refresh period [s] between changes')
 
     def __post_init__(self):

@@ -18,8 +18,9 @@ class ScorerConfig:
     cameras: list = setting(
         list(CAMERA_NAMES), 'Cameras this robot runs; the model must find all of its own here')
     live_rate_hz: float = setting(
-        10.0, 'Live scoring rate [Hz] on the wall clock; each evaluation takes the newest '
-        'complete observation and frames that arrive while busy are skipped, never queued')
+        10.0, 'Live scoring rate [Hz] on ROS time (/clock in lockstep simulation); each '
+        'evaluation takes the newest complete observation, frames that arrive while busy are '
+        'skipped, never queued')
     max_skew_s: float = setting(
         0.25, 'Largest spread [s] between the newest joint state and camera frames that still '
         'counts as one observation (a stalled camera stops live scoring instead of lying)')

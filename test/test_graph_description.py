@@ -1,0 +1,43 @@
+"""The graph description: shipped configs build, graph-wide settings reach every node, and a
+lockstep graph whose simulator would outrun its controllers is refused."""
+
+import pytest
+
+from selfimprove_ros.graph.description import build_graph, config_path, load_config
+
+
+def specs_by_name(specs):
+    return {spec.name: spec for spec in specs}
+
+
+@pytest.mark.parametrize('name', ['sim.yaml', 'aloha.yaml'])
+def test_shipped_configs_build_a_whole_runtime_graph(name):
+    specs = specs_by_name(build_graph(load_config(config_path(name)), 'aloha1',
+                                      with_runtime=True))
+    assert {'robot_node', 'policy_node', 'reward_scorer_node', 'success_detector_node',
+            'episode_manager_node', 'recorder_node'} <= set(specs)
+    assert all(spec.namespace == '/aloha1' for spec in specs.values())
+
+
+def test_lockstep_gives_everyone_but_the_robot_sim_time_and_one_period():
+    overrides = {'launch': {'lockstep': True, 'control_period_s': 0.05, 'cameras': ['cam_high']}}
+    specs = specs_by_name(build_graph(load_config(config_path('sim.yaml')), 'r', overrides,
+                                      with_runtime=True, with_expert=True))
+    assert 'use_sim_time' not in specs['robot_node'].parameters
+    assert specs['policy_node'].parameters['use_sim_time'] is True
+    for name in ('robot_node', 'expert_node', 'policy_node', 'episode_manager_node'):
+        assert specs[name].parameters['control_period_s'] == 0.05, name
+
+
+@pytest.mark.parametrize('controller', ['policy_node', 'expert_node'])
+def test_a_simulator_that_steps_before_a_controller_may_act_is_refused(controller):
+    config = load_config(config_path('sim.yaml'))
+    overrides = {controller: {'sync_timeout_s': 1.0}, 'robot_node': {'lockstep_timeout_s': 1.0}}
+    with pytest.raises(ValueError, match=f'{controller}.sync_timeout_s'):
+        build_graph(config, 'r', overrides, with_runtime=True, with_expert=True)
+    overrides['robot_node']['lockstep_timeout_s'] = 1.5
+    build_graph(config, 'r', overrides, with_runtime=True, with_expert=True)
+    # Wall-clock mode has no such race: the simulator never waits for anyone.
+    overrides['launch'] = {'lockstep': False}
+    overrides['robot_node']['lockstep_timeout_s'] = 0.1
+    build_graph(config, 'r', overrides, with_runtime=True, with_expert=True)
