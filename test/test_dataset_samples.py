@@ -152,3 +152,27 @@ def test_resize_and_image_decoding():
     msg.encoding, msg.data = 'rgb8', padded.reshape(-1)[:20]
     with pytest.raises(ValueError, match='holds 20 bytes'):
         image_to_rgb(msg)
+
+
+def test_a_simulator_verified_failure_is_never_cloned_and_may_teach_beyond_horizon():
+    # A detector fooled during practice called it a success; the simulator says it failed.
+    fooled = make_episode(outcome='success', success_tick=5, episode_id='fooled')
+    fooled.sim_success = False
+    demo = make_episode(episode_id='demo')
+    demo.sim_success = True
+    unlabelled = SftSamples([demo, fooled], chunk_length=2)
+    assert set(unlabelled.episode_index.tolist()) == {0}  # no label of any kind from it
+    taught = SftSamples([demo, fooled], chunk_length=2, failed_steps_to_go=150.0)
+    rows = taught.episode_index == 1
+    assert rows.sum() == fooled.length and not taught.has_bc(np.flatnonzero(rows)).any()
+    np.testing.assert_array_equal(taught.steps_to_go(np.flatnonzero(rows)), 150.0)
+    np.testing.assert_array_equal(taught.steps_to_go(np.flatnonzero(~rows)),
+                                  unlabelled.steps_to_go(np.arange(len(unlabelled))))
+
+
+def test_failed_labels_need_failed_episodes_loaded():
+    with pytest.raises(ValueError, match='include_failed'):
+        DatasetConfig(failed_steps_to_go=150.0)
+    with pytest.raises(ValueError, match='got -2'):
+        DatasetConfig(include_failed=True, failed_steps_to_go=-2)
+    assert DatasetConfig(include_failed=True, failed_steps_to_go=150.0).failed_steps_to_go == 150

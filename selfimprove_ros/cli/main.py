@@ -3,10 +3,10 @@
 import argparse
 import sys
 
-from selfimprove_ros.cli import bag, bench, collect, console, demo, evaluate, export, train
+from selfimprove_ros.cli import audit, bag, bench, collect, console, demo, evaluate, export, train
 
 COMMANDS = {'collect': collect, 'bag': bag, 'train': train, 'export': export, 'eval': evaluate,
-            'demo': demo, 'console': console, 'bench': bench}
+            'demo': demo, 'console': console, 'bench': bench, 'audit': audit}
 
 
 def build_parser() -> argparse.ArgumentParser:

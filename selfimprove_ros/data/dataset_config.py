@@ -28,6 +28,11 @@ class DatasetConfig:
     include_failed: bool = setting(
         False, 'Also load episodes whose outcome is not success: they get no behaviour-cloning '
         'labels, and steps-to-go only up to a tick where the simulator reported success')
+    failed_steps_to_go: float = setting(
+        -1.0, 'Steps-to-go label [ticks] for every tick of an episode the simulator says failed '
+        '(sim/success never true; needs include_failed), e.g. the model\'s steps_to_go_max = '
+        '"not within the horizon", so the reward model sees what failure looks like; -1 = no '
+        'label (the paper trains d on successes only)')
     val_fraction: float = setting(0.1, 'Share of episodes held out for validation, in [0, 1)')
     split_seed: int = setting(0, 'Seed of the train/validation split by episode')
     cache_dir: str = setting(
@@ -49,6 +54,12 @@ class DatasetConfig:
         require(self.action_source in ACTION_SOURCES,
                 f'action_source must be one of {list(ACTION_SOURCES)}, got '
                 f'{self.action_source!r}')
+        require(self.failed_steps_to_go == -1 or self.failed_steps_to_go >= 0,
+                f'failed_steps_to_go must be -1 (no label) or >= 0 ticks, got '
+                f'{self.failed_steps_to_go!r}')
+        require(self.failed_steps_to_go == -1 or self.include_failed,
+                'failed_steps_to_go labels failed episodes, which only include_failed=True '
+                'loads; set include_failed too')
         require(0 <= self.val_fraction < 1,
                 f'val_fraction must be in [0, 1), got {self.val_fraction!r}')
         require(isinstance(self.split_seed, int),

@@ -37,14 +37,19 @@ class SftSamples(Dataset):
     [chunk_length, 14] with action_mask bool [chunk_length], steps_to_go float32 [ticks]
     (-1 = unknown), has_bc bool, instruction str, episode and tick indices. Only ticks with a
     behaviour-cloning or a steps-to-go label are samples. Behaviour cloning uses episodes with
-    outcome 'success' only (see `episode_loader`). The label columns are also arrays over all
-    samples (`bc_labelled`, `steps_labels`, `action_chunks`, `action_masks`), so samplers can
-    pick indices without fetching images.
+    outcome 'success' only (see `episode_loader`), and never one the simulator says failed
+    (a detector fooled during practice may have called it a success). With
+    `failed_steps_to_go` >= 0 every tick of such a simulator-verified failure gets that
+    steps-to-go label ("not within the horizon" when it is the model's largest value). The
+    label columns are also arrays over all samples (`bc_labelled`, `steps_labels`,
+    `action_chunks`, `action_masks`), so samplers can pick indices without fetching images.
     """
 
-    def __init__(self, episodes, chunk_length: int, cameras=None):
+    def __init__(self, episodes, chunk_length: int, cameras=None,
+                 failed_steps_to_go: float = -1.0):
         if chunk_length < 1:
             raise ValueError(f'chunk_length must be >= 1, got {chunk_length!r}')
+        self.failed_steps_to_go = float(failed_steps_to_go)
         self.episodes = list(episodes)
         if not self.episodes:
             raise ValueError('SftSamples needs at least one episode')
@@ -68,10 +73,14 @@ class SftSamples(Dataset):
             raise ValueError(f'episode {episode.episode_id} ({episode.bag_path}) lacks cameras '
                              f'{missing}; load all episodes with the same DatasetConfig')
         grid = grid_indices(episode.length, episode.dropped_ticks)
-        cloned = episode.outcome == 'success'
+        failed = episode.sim_success is False
+        cloned = episode.outcome == 'success' and not failed
         has_bc = cloned & ~np.isnan(episode.actions).any(axis=1)
         chunks, mask = chunk_labels(episode.actions, grid, self.chunk_length, has_bc)
-        steps = steps_to_go(grid, episode.success_tick, cloned)
+        if failed:
+            steps = np.full(len(grid), self.failed_steps_to_go, dtype=np.float32)
+        else:
+            steps = steps_to_go(grid, episode.success_tick, cloned)
         keep = has_bc | (steps >= 0)
         ticks = np.flatnonzero(keep)
         return (np.full(len(ticks), number), ticks, chunks[keep], mask[keep], steps[keep],

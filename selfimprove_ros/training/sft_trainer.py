@@ -175,9 +175,10 @@ class SftTrainer:
         while self.step < config.steps:
             losses = self.train_step()
             if self.ctx.is_main:
-                progress.update(1)
+                # refresh=False: update() redraws at the bar's own pace (mininterval).
                 progress.set_postfix(bc=f'{losses["bc_loss"]:.3f}',
-                                     stg=f'{losses["steps_loss"]:.3f}')
+                                     stg=f'{losses["steps_loss"]:.3f}', refresh=False)
+                progress.update(1)
                 for name, value in losses.items():
                     self.writer.add_scalar(f'train/{name}', value, self.step)
                 self.writer.add_scalar('train/lr', get_lr(self.step - 1, config), self.step)
