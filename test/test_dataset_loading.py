@@ -210,6 +210,21 @@ def test_failed_episodes_are_excluded_unless_asked_for(tmp_path):
         'late': 8, 'good': 6}
 
 
+def test_a_detected_success_the_simulator_denies_is_a_failure(tmp_path):
+    # The live detector ended the episode as a success; sim/success was never true.
+    write_sim_bag(tmp_path / 'bags', outcome='success', episode_id='fooled', success_from=None)
+    lines = []
+    episodes, _ = load_episodes(tmp_path / 'bags', config(tmp_path), log=lines.append)
+    assert episodes[0].sim_success is None  # no sim/success stream: the outcome stands
+    assert episodes[0].success_tick == 9
+    write_sim_bag(tmp_path / 'sim', outcome='success', episode_id='fooled', success_from=99)
+    episodes, _ = load_episodes(tmp_path / 'sim', config(tmp_path), log=lines.append)
+    fooled = episodes[0]
+    assert (fooled.outcome, fooled.sim_success, fooled.success_tick) == ('success', False, None)
+    assert not fooled.succeeded
+    assert any('treated as a failure' in line for line in lines)
+
+
 def cut_copy(writer, dest, size):
     """Copy a live writer's bag cut to `size` bytes: what a SIGKILL leaves."""
     os.makedirs(dest)

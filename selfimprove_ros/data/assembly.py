@@ -57,10 +57,11 @@ def build_episode(streams, config) -> Episode:
     if streams.success_values is not None:
         sim_success = bool(streams.success_values.any())
         success = success_tick(streams.success_log_ns, streams.success_values, aligned.tick_ns)
-    if meta['outcome'] == 'success' and success is None:
+    if meta['outcome'] == 'success' and sim_success is False:
+        # A learned detector ended it; the simulator, which knows, says the goal was not reached.
+        notes.append('outcome success but sim/success never true: treated as a failure')
+    elif meta['outcome'] == 'success' and success is None:
         success = len(aligned.tick_ns) - 1
-        if sim_success is False:
-            notes.append('outcome success but sim/success never true: success at the last tick')
     tokens, versions = tokens_per_tick(streams.tokens, aligned.tick_ns, period)
     extra = dict(meta.get('extra') or {})
     extra.update({'outcome_cause': meta.get('outcome_cause', ''), 'seed': meta.get('seed'),

@@ -18,7 +18,8 @@ import numpy as np
 
 from .episode import Episode
 
-CACHE_VERSION = 1
+# 2: an outcome `success` the simulator denies no longer gets a success tick.
+CACHE_VERSION = 2
 META_FILE = 'meta.json'
 _SCALARS = ('episode_id', 'robot', 'task', 'instruction', 'policy_version', 'outcome',
             'success_tick', 'sim_success', 'token_versions', 'dropped_ticks', 'extra')
