@@ -78,3 +78,17 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     diffs = torch.cat([(one_w[name] - two_w[name]).abs().flatten().float() for name in one_w])
     assert float(diffs.mean()) < 1e-3, float(diffs.mean())
     assert float((diffs > 1e-2).float().mean()) < 0.01
+
+
+def test_shipped_sft_yaml_is_the_defaults():
+    from dataclasses import asdict
+
+    import yaml
+
+    from selfimprove_ros.data.dataset_config import DatasetConfig
+    from selfimprove_ros.graph.description import config_path
+    from selfimprove_ros.training.sft_config import SftConfig
+    with open(config_path('sft.yaml')) as stream:
+        shipped = yaml.safe_load(stream)
+    assert SftConfig.from_dict(shipped['sft']).to_dict() == SftConfig().to_dict()
+    assert asdict(DatasetConfig(**shipped['dataset'])) == asdict(DatasetConfig())
