@@ -57,3 +57,29 @@ def test_table_groups_by_policy_version():
                 for v in ('v1', 'v2')]
     lines = audit_table(verdicts).splitlines()
     assert [line.split()[0] for line in lines[1:]] == ['v1', 'v2', 'all']
+
+
+def test_audit_command_reads_sim_bags_runs_the_model_and_skips_what_it_cannot_judge(
+        tmp_path, capsys):
+    import json
+
+    from model_factory import tiny_model_dir
+    from selfimprove_ros.cli.main import main
+    from test_dataset_loading import write_sim_bag
+
+    model, _, _ = tiny_model_dir(tmp_path / 'model')
+    bags = tmp_path / 'bags'
+    write_sim_bag(bags, outcome='success', episode_id='done', success_from=6)
+    write_sim_bag(bags, outcome='success', episode_id='fooled', success_from=99)
+    write_sim_bag(bags, outcome='success', episode_id='teleop', success_from=None)
+    out = tmp_path / 'audit.json'
+    assert main(['audit', '--reward-model', model, str(bags), '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert '2 episodes audited, 1 skipped' in printed and 'no sim/success stream' in printed
+    report = json.loads(out.read_text())
+    assert report['reward_model'] == 'tiny-v1'
+    assert report['summary']['sim_successes'] == 1
+    assert report['summary']['false_positive']['of'] == 1
+    by_id = {row['bag_path'].rsplit('_', 1)[-1]: row for row in report['episodes']}
+    assert by_id['done']['sim_tick'] == 6 and by_id['fooled']['sim_tick'] is None
+    assert all(row['ticks'] == 10 for row in report['episodes'])
