@@ -113,7 +113,7 @@ def test_sim_cycle_runs_episodes_until_max_episodes():
     assert io.statuses[-1].by_version == {'': {'episodes': 2, 'successes': 1}}
 
 
-def test_no_episode_starts_before_the_policy_and_the_reward_scorer_are_live():
+def test_no_episode_starts_before_the_policy_and_the_reward_scorer_are_live(caplog):
     cycle, io, clock = make_cycle(wait_for_policy=True, wait_for_reward=True)
     cycle.step()
     io.resets[-1].answer(seed=7)
@@ -123,6 +123,10 @@ def test_no_episode_starts_before_the_policy_and_the_reward_scorer_are_live():
     assert not accepted and 'wait_for_policy' in message
     cycle.on_version('v1')
     assert cycle.machine.phase.value == 'ready' and 'the reward scorer' in io.statuses[-1].cause
+    clock.now += 6.0  # a graph that never comes up says so in the log, not only the status
+    with caplog.at_level(logging.WARNING):
+        cycle.step()
+    assert 'no episode starts before the reward scorer' in caplog.text
     cycle.on_steps_to_go({'episode_id': '', 'steps_to_go': 40.0})  # scored between episodes
     assert io.kinds() == ['start'] and cycle.machine.phase.value == 'running'
 

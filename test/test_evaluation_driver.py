@@ -128,3 +128,13 @@ def test_a_graph_that_keeps_faulting_is_an_error_naming_the_cause(graph):
     with pytest.raises(RuntimeError, match='broke 2 times.*camera input too old'):
         run_graph_until_labelled(graph, 'r', 1, 'logs', log=lambda line: None,
                                  max_faults_in_row=2, restarts=1)
+
+
+def test_graph_domains_keep_their_dds_ports_out_of_the_ephemeral_range():
+    from selfimprove_ros.cli.evaluate import DOMAINS, next_domain_id
+    domains = [next_domain_id() for _ in range(2 * DOMAINS)]
+    assert len(set(domains)) == DOMAINS and domains[0] != domains[1]
+    for domain in domains:
+        base = 7400 + 250 * domain  # RTPS port mapping: PB + DG x domain
+        assert base > 60999, domain  # above Linux's ephemeral ports (32768-60999)
+        assert base + 11 + 2 * 60 <= 65535, domain  # unicast port of participant 60

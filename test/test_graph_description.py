@@ -3,7 +3,8 @@ lockstep graph whose simulator would outrun its controllers is refused."""
 
 import pytest
 
-from selfimprove_ros.graph.description import build_graph, config_path, load_config
+from selfimprove_ros.graph.description import (build_graph, config_path, largest_frame_bytes,
+                                               load_config)
 
 
 def specs_by_name(specs):
@@ -41,3 +42,16 @@ def test_a_simulator_that_steps_before_a_controller_may_act_is_refused(controlle
     overrides['launch'] = {'lockstep': False}
     overrides['robot_node']['lockstep_timeout_s'] = 0.1
     build_graph(config, 'r', overrides, with_runtime=True, with_expert=True)
+
+
+def test_frame_size_decides_whether_a_graph_needs_the_large_data_transport():
+    sim = load_config(config_path('sim.yaml'))
+    assert largest_frame_bytes(build_graph(sim, 'r')) == 160 * 120 * 3
+    bigger = {'camera_node': {'width': 640, 'height': 480}}
+    assert largest_frame_bytes(build_graph(sim, 'r', bigger)) == 640 * 480 * 3
+    robot = build_graph(load_config(config_path('aloha.yaml')), 'r')
+    assert largest_frame_bytes(robot) == 640 * 480 * 3
+    # A camera that keeps its source's size may be large: unknown.
+    source = {'camera_node': {'width': 0, 'height': 0}}
+    assert largest_frame_bytes(build_graph(sim, 'r', source)) is None
+    assert largest_frame_bytes(build_graph(sim, 'r', {'launch': {'cameras': []}})) == 0

@@ -43,6 +43,10 @@ def test_dds_environment_picks_the_transport_per_distro(monkeypatch):
     from selfimprove_ros.graph.dds import dds_environment, HUMBLE_PROFILE
     monkeypatch.delenv('FASTDDS_BUILTIN_TRANSPORTS', raising=False)
     assert dds_environment('jazzy')['FASTDDS_BUILTIN_TRANSPORTS'] == 'LARGE_DATA'
+    # Small frames fit the default transport's shared memory; unknown or large ones do not.
+    small, large = 160 * 120 * 3, 640 * 480 * 3
+    assert dds_environment('kilted', small)['FASTDDS_BUILTIN_TRANSPORTS'] == 'DEFAULT'
+    assert dds_environment('kilted', large)['FASTDDS_BUILTIN_TRANSPORTS'] == 'LARGE_DATA'
     humble = dds_environment('humble')
     assert 'FASTDDS_BUILTIN_TRANSPORTS' not in humble
     assert humble['FASTRTPS_DEFAULT_PROFILES_FILE'].endswith(HUMBLE_PROFILE)
@@ -50,3 +54,4 @@ def test_dds_environment_picks_the_transport_per_distro(monkeypatch):
     # A transport chosen by the user (robots on several hosts need UDP) is kept.
     monkeypatch.setenv('FASTDDS_BUILTIN_TRANSPORTS', 'UDPv4')
     assert dds_environment('kilted')['FASTDDS_BUILTIN_TRANSPORTS'] == 'UDPv4'
+    assert dds_environment('kilted', small)['FASTDDS_BUILTIN_TRANSPORTS'] == 'UDPv4'

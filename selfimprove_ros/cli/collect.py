@@ -66,9 +66,11 @@ def collect_episodes(specs, args, period_s: float):
     from rclpy.executors import SingleThreadedExecutor
 
     from selfimprove_ros.graph.dds import dds_environment
+    from selfimprove_ros.graph.description import largest_frame_bytes
     from selfimprove_ros.nodes.collector import Collector
 
-    os.environ.update(dds_environment())
+    # The collector in this process talks to the graph over the transport the graph uses.
+    os.environ.update(dds_environment(largest_frame_bytes=largest_frame_bytes(specs)))
     log_dir = os.path.join(os.path.abspath(args.out), 'logs')
     max_ticks = int(round(args.episode_s / period_s))
     rclpy.init()

@@ -68,17 +68,21 @@ def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ti
     return report
 
 
+# Domains whose DDS ports (7400 + 250 x domain + ...) lie above Linux's ephemeral port range
+# (32768-60999), so no other socket on the machine can already hold them (ROS 2's "About
+# Domain ID": 215-232 for up to ~60 participants), and apart from the 1-100 the tests use.
+FIRST_DOMAIN, DOMAINS = 215, 18
 _DOMAINS = {'next': None}
 
 
 def next_domain_id() -> int:
-    """Return a ROS domain id for the next graph, cycling through 110..219 from the start."""
+    """Return a ROS domain id for the next graph, cycling through 215..232."""
     if _DOMAINS['next'] is None:
         start = int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)
-        _DOMAINS['next'] = 110 + (start + os.getpid()) % 110
-    domain = _DOMAINS['next']
-    _DOMAINS['next'] = 110 + (domain - 110 + 1) % 110
-    return domain
+        _DOMAINS['next'] = (start + os.getpid()) % DOMAINS
+    offset = _DOMAINS['next']
+    _DOMAINS['next'] = (offset + 1) % DOMAINS
+    return FIRST_DOMAIN + offset
 
 
 def finished_bags(bag_dir: str, exclude, grace_s: float = 15.0) -> list:
@@ -176,11 +180,9 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
     simulator seeds. `stop_when(done, item)`, called after each counted episode, can end the
     wait early.
     """
-    from selfimprove_ros.graph.dds import dds_environment
     bag_dir = next(spec.parameters['bag_dir'] for spec in specs
                    if spec.executable == 'recorder_node')
     seen = set(os.listdir(bag_dir)) if os.path.isdir(bag_dir) else set()
-    os.environ.update(dds_environment())
     streak = FaultStreak(max_faults_in_row)
     for attempt in range(restarts + 1):
         # Each graph gets the whole allowance for the episodes still to do.

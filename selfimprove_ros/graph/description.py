@@ -114,6 +114,19 @@ def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
     return specs
 
 
+def largest_frame_bytes(specs: list):
+    """Return the largest RGB frame [bytes] a camera_node of `specs` publishes.
+
+    None when a camera keeps its source size (width/height 0: 640x480 in sim, the device's
+    on a robot) and so may be large; 0 for a graph without cameras.
+    """
+    sizes = [int(spec.parameters.get('width', 0)) * int(spec.parameters.get('height', 0)) * 3
+             for spec in specs if spec.executable == 'camera_node']
+    if any(size == 0 for size in sizes):
+        return None
+    return max(sizes, default=0)
+
+
 def _setting(spec: NodeSpec, config_class, name: str):
     """Return the value a node will use: its parameter, else its config's default."""
     if name in spec.parameters:

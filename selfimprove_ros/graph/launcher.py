@@ -14,6 +14,7 @@ import time
 import yaml
 
 from selfimprove_ros.graph.dds import dds_environment
+from selfimprove_ros.graph.description import largest_frame_bytes
 
 
 class NodeDied(RuntimeError):
@@ -35,7 +36,8 @@ class GraphRunner:
     def __init__(self, specs, log_dir: str, env: dict = None):
         self.specs = list(specs)
         self.log_dir = log_dir
-        self.env = {**os.environ, **dds_environment(), 'MUJOCO_GL': os.environ.get(
+        transport = dds_environment(largest_frame_bytes=largest_frame_bytes(self.specs))
+        self.env = {**os.environ, **transport, 'MUJOCO_GL': os.environ.get(
             'MUJOCO_GL', 'egl'), 'PYTHONUNBUFFERED': '1', **(env or {})}
         self.processes = {}
 

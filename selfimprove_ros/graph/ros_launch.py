@@ -8,7 +8,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from selfimprove_ros.graph.dds import dds_environment
-from selfimprove_ros.graph.description import PACKAGE, build_graph, config_path, load_config
+from selfimprove_ros.graph.description import (build_graph, config_path, largest_frame_bytes,
+                                               load_config, PACKAGE)
 
 ARGUMENTS = {
     'robot': ('aloha1', 'Robot namespace; one per station on a shared ROS graph'),
@@ -30,7 +31,6 @@ def launch_entities(default_config: str):
     """Launch arguments, DDS environment and an OpaqueFunction that builds the nodes."""
     entities = [DeclareLaunchArgument(name, default_value=default, description=text)
                 for name, (default, text) in ARGUMENTS.items()]
-    entities += [SetEnvironmentVariable(key, value) for key, value in dds_environment().items()]
     entities.append(OpaqueFunction(function=_nodes, args=[default_config]))
     return entities
 
@@ -49,6 +49,9 @@ def _nodes(context, default_config):
     specs = build_graph(config, value['robot'], overrides,
                         with_expert=value['with_expert'].lower() == 'true',
                         with_runtime=value['with_runtime'].lower() == 'true')
-    return [Node(package=PACKAGE, executable=spec.executable, name=spec.name,
-                 namespace=spec.namespace, parameters=[spec.parameters], output='screen')
-            for spec in specs]
+    # The transport depends on the frame sizes, so it is set here, before any node starts.
+    transport = dds_environment(largest_frame_bytes=largest_frame_bytes(specs))
+    return [SetEnvironmentVariable(key, env) for key, env in transport.items()] + [
+        Node(package=PACKAGE, executable=spec.executable, name=spec.name,
+             namespace=spec.namespace, parameters=[spec.parameters], output='screen')
+        for spec in specs]

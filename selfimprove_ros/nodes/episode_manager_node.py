@@ -146,8 +146,13 @@ class EpisodeManagerNode(Node):
         return response
 
     def shutdown(self):
-        """Close a running episode as aborted."""
-        self.cycle.shutdown()
+        """Announce a running episode as aborted, while the graph can still hear it.
+
+        After SIGTERM or Ctrl-C rclpy has already shut the context down, so nothing can be
+        published; the recorder closes its open bag as aborted on its own shutdown.
+        """
+        if self.context.ok():
+            self.cycle.shutdown()
 
 
 def main(args=None):

@@ -156,6 +156,10 @@ class EpisodeCycle:
                 self.io.publish_home()
         elif phase is Phase.READY and self.may_auto_start():
             self.apply(self.start_episode())  # e-stop released or a policy live while ready
+        elif phase is Phase.READY and self.config.auto_start and self.waiting_for() \
+                and now >= self.warn_after:
+            self.log.warning(f'ready, but no episode starts before {self.waiting_for()}')
+            self.warn_after = now + 10.0
 
     def step_sim_reset(self, now: float):
         """Call sim/reset, one call at a time, again after a timeout or a failure."""
