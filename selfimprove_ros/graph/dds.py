@@ -6,10 +6,10 @@ builtin transport (UDP discovery; shared memory between processes on one host, T
 hosts); Humble's Fast DDS 2.6 lacks it, so there an XML profile gives the shared-memory
 transport a segment large enough for several frames.
 
-LARGE_DATA is only chosen where frames need it. With it (Fast DDS 3.2, PyPI wheels), about one
-graph start in six came up partly deaf: one reader never matched one writer for good, while
-DEFAULT started 25 of 25 identical sim graphs whole (docs/architecture.md). Small sim frames
-(160x120, 58 KB) fit DEFAULT's shared memory, so sim graphs use it.
+LARGE_DATA is only chosen where frames need it. With it (Fast DDS 3.2, PyPI wheels), 4 of 37
+fresh sim graphs came up partly deaf (one reader never matched one writer), while DEFAULT
+started 60 of 60 whole (docs/architecture.md). Small sim frames (160x120, 58 KB) fit DEFAULT's
+shared memory, so sim graphs use it.
 """
 
 import os
