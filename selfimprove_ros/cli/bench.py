@@ -15,6 +15,7 @@ BENCHMARKS = {
     'sample-efficiency': ('sample_efficiency', 'BC on K vs 2K vs K + practice, in sim (hours)'),
     'reward-negatives': ('reward_negatives', 'practice from a Stage-1 model that saw failures'),
     'graph-starts': ('graph_starts', 'how often a fresh sim runtime graph comes up whole'),
+    'policy-vision': ('policy_vision', 'does a policy use what its camera shows'),
 }
 
 
