@@ -92,3 +92,24 @@ def test_shipped_sft_yaml_is_the_defaults():
         shipped = yaml.safe_load(stream)
     assert SftConfig.from_dict(shipped['sft']).to_dict() == SftConfig().to_dict()
     assert asdict(DatasetConfig(**shipped['dataset'])) == asdict(DatasetConfig())
+    # Every setting is written out (with its help), not left to the defaults.
+    assert set(shipped['sft']) == set(SftConfig().to_dict())
+    assert set(shipped['dataset']) == set(asdict(DatasetConfig()))
+
+
+def test_hidden_joints_are_the_mean_reproducibly_and_only_in_the_share_asked():
+    import pytest
+
+    from selfimprove_ros.training.batches import hide_joints
+    from selfimprove_ros.training.sft_config import SftConfig
+    joints = torch.arange(2000 * 14, dtype=torch.float32).reshape(2000, 14)
+    mean = torch.full((14,), -1.0)
+    hidden = hide_joints(joints, mean, 0.5, seed=7)
+    rows = (hidden == mean).all(dim=1)
+    assert 0.45 < rows.float().mean() < 0.55
+    assert torch.equal(hidden[~rows], joints[~rows])
+    assert torch.equal(hide_joints(joints, mean, 0.5, seed=7), hidden)
+    assert not torch.equal(hide_joints(joints, mean, 0.5, seed=8), hidden)
+    assert hide_joints(joints, mean, 0.0, seed=7) is joints
+    with pytest.raises(ValueError, match='joint_dropout must be in \\[0, 1\\), got 1.0'):
+        SftConfig(joint_dropout=1.0)

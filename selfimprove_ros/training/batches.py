@@ -81,3 +81,16 @@ def sample_batch(samples, sampler: BalancedSampler, step: int, codec: ModelCodec
     """Collate this rank's share of global batch `step`."""
     bc, steps = sampler.indices(step)
     return collate(samples, np.concatenate([bc, steps]), codec, bc_rows=len(bc))
+
+
+def hide_joints(joints: torch.Tensor, mean: torch.Tensor, share: float, seed: int) -> torch.Tensor:
+    """Return `joints` [B, 14] with about `share` of the rows replaced by `mean` [14].
+
+    Deterministic in `seed` (the trainer passes one per step, so a resumed run hides the same
+    rows). A hidden row says nothing the model could copy: it must read the cameras.
+    """
+    if share <= 0:
+        return joints
+    generator = torch.Generator().manual_seed(int(seed))
+    hidden = (torch.rand(len(joints), generator=generator) < share).to(joints.device)
+    return torch.where(hidden[:, None], mean.to(joints.dtype).expand_as(joints), joints)

@@ -18,6 +18,10 @@ class SftConfig:
     weight_decay: float = setting(0.01, 'AdamW weight decay (not on biases and norms)')
     grad_clip: float = setting(1.0, 'Global gradient-norm clip; 0 disables')
     steps_to_go_weight: float = setting(1.0, 'Weight of the steps-to-go loss against BC')
+    joint_dropout: float = setting(
+        0.0, 'Share [0, 1) of training samples whose joint state is hidden (set to its mean), '
+        'so the model must read arm and object from the cameras instead of copying the arm\'s '
+        'pose (benchmarks/policy_vision.py); SFT only, never in practice or on the robot')
     eval_every: int = setting(250, 'Steps between validation passes')
     eval_batches: int = setting(8, 'Batches per validation pass')
     checkpoint_every: int = setting(250, 'Steps between checkpoints (last.pt)')
@@ -40,6 +44,8 @@ class SftConfig:
                 f'{self.min_lr_ratio!r}')
         require(self.warmup_steps >= 0, f'warmup_steps must be >= 0, got {self.warmup_steps}')
         require(self.grad_clip >= 0, f'grad_clip must be >= 0, got {self.grad_clip!r}')
+        require(0 <= self.joint_dropout < 1,
+                f'joint_dropout must be in [0, 1), got {self.joint_dropout!r}')
         require(self.device == 'auto' or self.device == 'cpu' or self.device.startswith('cuda'),
                 f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
