@@ -7,7 +7,7 @@ frames and (b) those of another episode at the same tick, where the object lies 
 policy that locates the object does much worse with (b); one that ignores it does the same.
 "Hold" is the error of repeating the current joint positions, a policy that does nothing.
 Errors are mean absolute joint errors [rad] of one arm against the recorded action.
-Measurements, not tests; writes benchmarks/results/policy_vision.json.
+Measurements, not tests; writes benchmarks/results/policy_vision_<model version>.json.
 """
 
 import argparse
@@ -81,7 +81,7 @@ def main(argv=None):
         print(f'{row["tick"]:>5} {row["own_frames"]:>11.4f} {row["other_scene_frames"]:>12.4f} '
               f'{row["hold"]:>8.4f}')
     os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, 'policy_vision.json')
+    path = os.path.join(RESULTS, f'policy_vision_{model.version}.json')
     with open(path, 'w') as stream:
         json.dump({'model': model.version, 'bags': os.path.abspath(args.bags), 'arm': args.arm,
                    'rows': rows}, stream, indent=1)
