@@ -28,7 +28,7 @@ ARGUMENTS = {
 
 
 def launch_entities(default_config: str):
-    """Launch arguments, DDS environment and an OpaqueFunction that builds the nodes."""
+    """Launch arguments, and an OpaqueFunction that sets the DDS environment and the nodes."""
     entities = [DeclareLaunchArgument(name, default_value=default, description=text)
                 for name, (default, text) in ARGUMENTS.items()]
     entities.append(OpaqueFunction(function=_nodes, args=[default_config]))
