@@ -31,28 +31,31 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--stage1', required=True, help='exported Stage-1 model directory')
     parser.add_argument('--case', required=True, help='folder of this experiment\'s runs')
+    parser.add_argument('--reward', default='', help='model directory whose reward head scores '
+                        'practice and evaluation (default: --stage1)')
     parser.add_argument('--results', default=os.path.join(bench.RESULTS, 'reward_negatives.json'))
     own, rest = parser.parse_known_args(argv)
     args = bench.parse_args(rest)
     task, seed = args.tasks[0], args.seeds[0]
     stage1, case = os.path.abspath(own.stage1), os.path.abspath(own.case)
+    reward = os.path.abspath(own.reward) if own.reward else stage1
     started = time.time()
     times = bench.PhaseTimes(os.path.join(case, 'timings.json'))
-    report = times.run('eval_stage1', bench.evaluation, stage1, stage1, case, seed, task, args)
+    report = times.run('eval_stage1', bench.evaluation, stage1, reward, case, seed, task, args)
     # The benchmark's method names, so its table reads the rows; `reward` tells them apart.
     rows = [bench.result_row(task, seed, args, 'bc_k', report, args.k, reward=REWARD)]
-    run = times.run('practice', bench.practise, stage1, case, seed, task, args)
+    run = times.run('practice', bench.practise, stage1, case, seed, task, args, reward)
     used = 0
     for entry in (e for e in run.state['versions'] if e['iteration'] > 0):
         used += entry['episodes']
         report = times.run(f'eval_it{entry["iteration"]}', bench.evaluation, entry['model_dir'],
-                           stage1, case, seed, task, args)
+                           reward, case, seed, task, args)
         rows.append(bench.result_row(task, seed, args, 'k_si', report, args.k, reward=REWARD,
                                      practice_episodes=used, iteration=entry['iteration'],
                                      train_metrics=entry.get('metrics', {})))
     bench.print_table(rows)
     with open(own.results, 'w') as stream:
-        json.dump({'stage1': stage1, 'argv': argv or sys.argv[1:], 'rows': rows,
+        json.dump({'stage1': stage1, 'reward': reward, 'argv': argv or sys.argv[1:], 'rows': rows,
                    'practice_outcomes': run.history.to_dict(), 'timings_s': times.times,
                    'wall_s': round(time.time() - started, 1), 'machine': bench.machine()},
                   stream, indent=1, default=str)

@@ -257,8 +257,10 @@ def practice_run(stage1: str, case: str, seed: int, task: str, args):
     return run, os.path.join(case, name, 'practice')
 
 
-def practise(stage1: str, case: str, seed: int, task: str, args):
+def practise(stage1: str, case: str, seed: int, task: str, args, reward: str = None):
     """Improve the K model within the practice budget; return the ImproveRun.
+
+    Rewards come from `stage1`'s reward head unless `reward` names another model directory.
 
     Iteration i may use its even share of the episodes left; it trains as soon as the live
     version has N x B decisions or its share of episodes, whichever comes first (with fewer
@@ -271,7 +273,7 @@ def practise(stage1: str, case: str, seed: int, task: str, args):
         if allowed < 1:
             break
         share = max(1, allowed // (args.iterations - run.state['iteration']))
-        pending = practice_round(run, stage1, bags, share, seed, task, args)
+        pending = practice_round(run, reward or stage1, bags, share, seed, task, args)
         if not pending:
             break
         run.record_outcomes(pending)
