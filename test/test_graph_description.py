@@ -55,3 +55,12 @@ def test_frame_size_decides_whether_a_graph_needs_the_large_data_transport():
     source = {'camera_node': {'width': 0, 'height': 0}}
     assert largest_frame_bytes(build_graph(sim, 'r', source)) is None
     assert largest_frame_bytes(build_graph(sim, 'r', {'launch': {'cameras': []}})) == 0
+
+
+def test_the_expert_waits_for_the_recorder_only_where_there_is_one():
+    sim = load_config(config_path('sim.yaml'))
+    recorded = specs_by_name(build_graph(sim, 'r', with_expert=True))
+    assert 'wait_for_recording' not in recorded['expert_node'].parameters  # default: wait
+    bare = specs_by_name(build_graph(sim, 'r', {'launch': {'recorder': False}}, with_expert=True))
+    assert 'recorder_node' not in bare and bare['expert_node'].parameters[
+        'wait_for_recording'] is False

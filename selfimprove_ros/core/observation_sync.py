@@ -48,6 +48,9 @@ class SyncConfig:
     cameras: list = setting(list(CAMERA_NAMES), 'Cameras whose frame of each tick is awaited')
     sync_timeout_s: float = setting(
         0.5, 'Wall time [s] to wait for a complete observation before acting on what arrived')
+    wait_for_recording: bool = setting(
+        True, "Act in an episode only after the recorder's `recording` for it, so the bag holds "
+        'every commanded tick (false: a graph without a recorder)')
 
     def __post_init__(self):
         unknown = [cam for cam in self.cameras if cam not in CAMERA_NAMES]

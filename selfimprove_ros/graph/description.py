@@ -105,8 +105,10 @@ def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
         specs.append(NodeSpec('recorder_node', 'recorder_node', namespace, node_params(
             'recorder_node', {'cameras': cameras, 'record_sim_topics': is_sim})))
     if with_expert:
+        # Without a recorder nobody announces `recording`: the expert must not wait for it.
+        recorded = {} if launch.get('recorder', True) else {'wait_for_recording': False}
         specs.append(NodeSpec('expert_node', 'expert_node', namespace,
-                              node_params('expert_node', {'cameras': cameras})))
+                              node_params('expert_node', {'cameras': cameras, **recorded})))
     if with_runtime:
         specs += runtime_specs(launch, cameras, lockstep, namespace, node_params)
     if lockstep:

@@ -60,9 +60,12 @@ class Collector(Node):
             self.episode.success = self.episode.success or msg.data
 
     def on_joints(self, msg: JointState):
-        """Count ticks by the robot's own stamps (sim time in lockstep); end on time."""
+        """Count ticks by the robot's own stamps (sim time in lockstep); end on time.
+
+        Counting starts with the recorder's `recording`: the episode is what its bag holds.
+        """
         episode = self.episode
-        if episode is None or episode.outcome:
+        if episode is None or episode.outcome or episode.episode_id not in self.recording:
             return
         if episode.observe(stamp_to_ns(msg.header.stamp), self.period_ns):
             # Ending from the callback, not a polling loop, keeps the end on the right tick.

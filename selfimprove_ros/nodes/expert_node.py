@@ -1,8 +1,10 @@
 """expert_node: plays the scripted sim expert through the node graph, like any controller.
 
-It plans each episode from the first simulator state after the `start` event, then answers every
-observation tick (joint states plus the configured cameras, matched by stamp) with the planned
-joint targets, stamped with the observation they answer. It stops commanding at `end`.
+It plans each episode from the newest simulator state once the episode has started and the
+recorder has announced `recording` for it (wait_for_recording; an unrecorded command is a
+demonstration lost), then answers every observation tick (joint states plus the configured
+cameras, matched by stamp) with the planned joint targets, stamped with the observation they
+answer. It stops commanding at `end`.
 """
 
 import time
@@ -33,6 +35,8 @@ class ExpertNode(Node):
         self.episode = None
         self.plan_start_ns = None
         self.state_ns = None       # newest simulator state awaiting an answer
+        self.state_qpos = None     # its full qpos, to plan from
+        self.recording = False     # the recorder announced the current episode
         self.state_wall_s = 0.0
         self.answered_ns = None
         self.command_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS, RELIABLE_QOS)
@@ -60,22 +64,35 @@ class ExpertNode(Node):
                 return
             self.episode = event
             self.plan_start_ns = None
+            self.recording = not self.sync_config.wait_for_recording
+            self.try_plan()
+        elif event['event'] == 'recording' and self.episode is not None \
+                and event['episode_id'] == self.episode['episode_id'] and not self.recording:
+            self.recording = True
+            self.try_plan()
+            self.try_act(force=False)
         elif event['event'] == 'end' and self.episode is not None \
                 and event['episode_id'] == self.episode['episode_id']:
             self.episode = None
 
     def on_sim_state(self, msg: JointState):
-        """Plan from the episode's first state; remember which tick awaits an answer."""
-        stamp_ns = stamp_to_ns(msg.header.stamp)
-        if self.episode is not None and self.plan_start_ns is None:
-            # The simulator seed of the episode also seeds its noise (None outside sim).
-            self.expert.plan(msg.position, int(self.episode.get('seed') or 0))
-            self.plan_start_ns = stamp_ns
-            self.get_logger().info(f'episode {self.episode["episode_id"]}: planned '
-                                   f'{self.expert.episode_ticks} ticks')
-        self.state_ns = stamp_ns
+        """Remember which tick awaits an answer; plan from it if the episode may begin."""
+        self.state_ns = stamp_to_ns(msg.header.stamp)
+        self.state_qpos = list(msg.position)
         self.state_wall_s = time.monotonic()
+        self.try_plan()
         self.try_act(force=False)
+
+    def try_plan(self):
+        """Plan the episode from the newest state once it started and is being recorded."""
+        if self.episode is None or not self.recording or self.plan_start_ns is not None \
+                or self.state_ns is None:
+            return
+        # The simulator seed of the episode also seeds its noise (None outside sim).
+        self.expert.plan(self.state_qpos, int(self.episode.get('seed') or 0))
+        self.plan_start_ns = self.state_ns
+        self.get_logger().info(f'episode {self.episode["episode_id"]}: planned '
+                               f'{self.expert.episode_ticks} ticks')
 
     def on_joint_states(self, msg: JointState):
         """Count joint states as one input of the observation."""
