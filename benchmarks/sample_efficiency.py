@@ -71,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='practice reward [ticks] for simulator success, every task '
                         '(default: ' + ', '.join(f'{t} {b}' for t, b in SUCCESS_BONUS.items())
                         + ')')
+    parser.add_argument('--practice-temperature', type=float, default=1.0,
+                        help='sampling temperature of practice episodes (default 1, on-policy as '
+                        'the paper; below 1 finds a weak policy\'s successes more often)')
     parser.add_argument('--val-fraction', type=float, default=0.2,
                         help='share of demonstrations held out to choose the reward checkpoint')
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
@@ -106,6 +109,9 @@ def check(args):
     if practice_budget(args) < 1:
         raise SystemExit(f'--k {args.k} x --practice-fraction {args.practice_fraction} allows '
                          'no practice episode; raise either')
+    if args.practice_temperature <= 0:
+        raise SystemExit('--practice-temperature must be > 0 (practice samples), got '
+                         f'{args.practice_temperature}')
     if not 0 <= args.val_fraction < 1:
         raise SystemExit(f'--val-fraction must be in [0, 1), got {args.val_fraction}')
     if 2 * args.k > PRACTICE_SEEDS:
@@ -248,6 +254,8 @@ def practice_run(stage1: str, case: str, seed: int, task: str, args):
     from selfimprove_ros.training.improve_run import ImproveRun
     from selfimprove_ros.training.reinforce_config import ReinforceConfig
     name = f'si_{practice_budget(args)}ep_{args.iterations}it_{args.updates}x{args.batch}'
+    if args.practice_temperature != 1.0:
+        name += f'_t{args.practice_temperature:g}'
     if success_bonus(task, args):
         name += f'_bonus{success_bonus(task, args):g}'
     config = ReinforceConfig(updates_per_iteration=args.updates, batch_size=args.batch,
@@ -303,7 +311,7 @@ def practice_round(run, stage1: str, bags: str, share: int, seed: int, task: str
 
 
 def practice_graph(run, stage1: str, bags: str, seed: int, task: str, args, stop_when):
-    """Run the sim graph with the live version at temperature 1 until `stop_when` is true."""
+    """Run the sim graph with the live version, sampling, until `stop_when` is true."""
     from selfimprove_ros.cli.evaluate import run_graph_until_labelled
     from selfimprove_ros.data.episode_loader import find_bags
     from selfimprove_ros.graph.description import build_graph, config_path, load_config
@@ -315,7 +323,7 @@ def practice_graph(run, stage1: str, bags: str, seed: int, task: str, args, stop
                    'model_dir': model_dir, 'reward_model_dir': stage1},
         'robot_node': {'seed': scene},
         'recorder_node': {'bag_dir': bags},
-        'policy_node': {'temperature': 1.0, 'seed': scene},
+        'policy_node': {'temperature': args.practice_temperature, 'seed': scene},
         'reward_scorer_node': {'success_bonus': success_bonus(task, args)},
         'episode_manager_node': {'max_ticks': args.max_ticks, 'wait_for_policy': True},
     }

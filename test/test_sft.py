@@ -97,6 +97,32 @@ def test_shipped_sft_yaml_is_the_defaults():
     assert set(shipped['dataset']) == set(asdict(DatasetConfig()))
 
 
+def test_shifted_images_move_whole_frames_by_at_most_the_shift_with_edges_repeated():
+    import pytest
+
+    from selfimprove_ros.training.batches import shift_images
+    from selfimprove_ros.training.sft_config import SftConfig
+    # Every pixel encodes its own (row, column), so a shifted frame tells its shift.
+    rows, cols = torch.meshgrid(torch.arange(12), torch.arange(16), indexing='ij')
+    frame = torch.stack([rows, cols, torch.zeros_like(rows)], dim=-1).to(torch.uint8)
+    images = frame.expand(64, 2, 12, 16, 3).clone()
+    shifted = shift_images(images, 3, seed=5)
+    assert shifted.shape == images.shape and shifted.dtype == torch.uint8
+    dy = shifted[:, :, 6, 8, 0].long() - 6
+    dx = shifted[:, :, 6, 8, 1].long() - 8
+    assert dy.abs().max() == 3 and dx.abs().max() == 3  # the whole range is used
+    assert len({(int(y), int(x)) for y, x in zip(dy.flatten(), dx.flatten())}) > 20
+    for index in range(64):
+        for camera in range(2):
+            expected = frame[(torch.arange(12) + dy[index, camera]).clamp(0, 11)][
+                :, (torch.arange(16) + dx[index, camera]).clamp(0, 15)]
+            assert torch.equal(shifted[index, camera], expected)
+    assert torch.equal(shift_images(images, 3, seed=5), shifted)
+    assert shift_images(images, 0, seed=5) is images
+    with pytest.raises(ValueError, match='image_shift_px must be >= 0, got -1'):
+        SftConfig(image_shift_px=-1)
+
+
 def test_hidden_joints_are_the_mean_reproducibly_and_only_in_the_share_asked():
     import pytest
 

@@ -94,3 +94,26 @@ def hide_joints(joints: torch.Tensor, mean: torch.Tensor, share: float, seed: in
     generator = torch.Generator().manual_seed(int(seed))
     hidden = (torch.rand(len(joints), generator=generator) < share).to(joints.device)
     return torch.where(hidden[:, None], mean.to(joints.dtype).expand_as(joints), joints)
+
+
+def shift_images(images: torch.Tensor, max_shift_px: int, seed: int) -> torch.Tensor:
+    """Return `images` [B, N_cam, H, W, C] each shifted by up to `max_shift_px` in x and y.
+
+    Every frame gets its own integer shift; pixels shifted in repeat the edge (DrQ's
+    pad-and-crop). Deterministic in `seed`, like `hide_joints`. With ~100 demonstrations a model
+    otherwise memorises where things are in the frame instead of where they are relative to each
+    other, which is what placing a gripper needs.
+    """
+    if max_shift_px <= 0:
+        return images
+    frames, cameras, height, width = images.shape[:4]
+    generator = torch.Generator().manual_seed(int(seed))
+    shifts = torch.randint(-max_shift_px, max_shift_px + 1, (2, frames, cameras),
+                           generator=generator)
+    rows = (torch.arange(height)[None, None, :] + shifts[0][..., None]).clamp(0, height - 1)
+    cols = (torch.arange(width)[None, None, :] + shifts[1][..., None]).clamp(0, width - 1)
+    frame = torch.arange(frames)[:, None, None, None]
+    camera = torch.arange(cameras)[None, :, None, None]
+    device = images.device
+    return images[frame.to(device), camera.to(device), rows[..., :, None].to(device),
+                  cols[..., None, :].to(device)]

@@ -22,6 +22,10 @@ class SftConfig:
         0.0, 'Share [0, 1) of training samples whose joint state is hidden (set to its mean), '
         'so the model must read arm and object from the cameras instead of copying the arm\'s '
         'pose (benchmarks/policy_vision.py); SFT only, never in practice or on the robot')
+    image_shift_px: int = setting(
+        0, 'Largest random shift [px] of every training frame in x and y, edges repeated (DrQ\'s '
+        'pad-and-crop), so the model places the gripper relative to what it sees rather than '
+        'memorising pixel positions; SFT only, 0 disables')
     eval_every: int = setting(250, 'Steps between validation passes')
     eval_batches: int = setting(8, 'Batches per validation pass')
     checkpoint_every: int = setting(250, 'Steps between checkpoints (last.pt)')
@@ -46,6 +50,8 @@ class SftConfig:
         require(self.grad_clip >= 0, f'grad_clip must be >= 0, got {self.grad_clip!r}')
         require(0 <= self.joint_dropout < 1,
                 f'joint_dropout must be in [0, 1), got {self.joint_dropout!r}')
+        require(self.image_shift_px >= 0,
+                f'image_shift_px must be >= 0, got {self.image_shift_px!r}')
         require(self.device == 'auto' or self.device == 'cpu' or self.device.startswith('cuda'),
                 f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 

@@ -24,7 +24,8 @@ import yaml
 from selfimprove_ros.model.codec import ModelCodec
 from selfimprove_ros.model.two_head_model import TwoHeadModel
 from selfimprove_ros.training import checkpoint as ckpt
-from selfimprove_ros.training.batches import BalancedSampler, hide_joints, sample_batch
+from selfimprove_ros.training.batches import (BalancedSampler, hide_joints, sample_batch,
+                                              shift_images)
 from selfimprove_ros.training.distributed import init_distributed, shutdown_distributed
 from selfimprove_ros.training.losses import sft_losses
 from selfimprove_ros.training.sft_config import SftConfig
@@ -102,10 +103,11 @@ class SftTrainer:
         for group in self.optimizer.param_groups:
             group['lr'] = get_lr(self.step, self.config)
         self.model.train()
-        joints = hide_joints(batch.joints, self.model.joint_mean, self.config.joint_dropout,
-                             seed=self.config.seed * 1_000_003 + self.step)
+        seed = self.config.seed * 1_000_003 + self.step
+        joints = hide_joints(batch.joints, self.model.joint_mean, self.config.joint_dropout, seed)
+        images = shift_images(batch.images, self.config.image_shift_px, seed)
         with self._autocast():
-            action_logits, steps_logits = self.ddp(batch.images, joints, batch.instruction)
+            action_logits, steps_logits = self.ddp(images, joints, batch.instruction)
         losses = sft_losses(action_logits, steps_logits, batch, self.steps_values)
         loss = losses['bc_loss'] + self.config.steps_to_go_weight * losses['steps_loss']
         self.optimizer.zero_grad(set_to_none=True)
