@@ -64,6 +64,7 @@ def run(args) -> int:
     history += practice(stage1, args, out, size)
     stage(5, 'report')
     report(history, out, time.monotonic() - started)
+    judge(history, out, size['eval_episodes'])
     return 0
 
 
@@ -148,6 +149,32 @@ def practise_until(run, model_dir, reward_dir, bags, args, out, iteration, ready
     run_graph_until_labelled(specs, 'aloha1', 10**6, os.path.join(out, 'logs', 'practice'),
                              stop_when=enough)
     return result[0]
+
+
+def judge(history: list, out: str, min_episodes: int):
+    """Print the greedy evaluations as the stopping rule sees them; save the PNG and history.
+
+    The demo trains every iteration to show practice; the trainer node would have rolled back or
+    stopped where the rule's last line says so (training/stopping_rule.py explains the rule).
+    """
+    from selfimprove_ros.training.stopping_rule import (decide, history_table, plot_history,
+                                                        StoppingConfig)
+    from selfimprove_ros.training.version_history import VersionHistory
+    versions = VersionHistory()
+    parent = None
+    for row in history:
+        versions.add_version(row['version'], parent)
+        for episode in row['episodes']:
+            versions.add_episode(row['version'], episode['outcome'] == 'success',
+                                 episode['sim_success'])
+        parent = row['version']
+    config = StoppingConfig(signal='sim', min_episodes=min_episodes)
+    print('\nsuccess per version, greedy evaluation episodes:')
+    print(history_table(versions, config=config))
+    plot = plot_history(versions, os.path.join(out, 'version_history.png'), config)
+    versions.save(os.path.join(out, 'version_history.json'))
+    print(f'stopping rule on the last version: {decide(versions, parent, config).reason}')
+    print(f'plot {plot}')
 
 
 def report(history: list, out: str, elapsed_s: float):
