@@ -74,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--practice-temperature', type=float, default=1.0,
                         help='sampling temperature of practice episodes (default 1, on-policy as '
                         'the paper; below 1 finds a weak policy\'s successes more often)')
+    parser.add_argument('--baseline', choices=('none', 'mean'), default='none',
+                        help='REINFORCE baseline (default none, the paper; mean subtracts the '
+                        'iteration\'s mean return)')
     parser.add_argument('--val-fraction', type=float, default=0.2,
                         help='share of demonstrations held out to choose the reward checkpoint')
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
@@ -236,8 +239,13 @@ def evaluation(model_dir: str, reward_dir: str, case: str, seed: int, task: str,
     """Greedy episodes of `model_dir` on the case's evaluation scenes; reuse a finished report."""
     from selfimprove_ros.cli.evaluate import evaluate
     from selfimprove_ros.model.manifest import read_manifest
-    version = read_manifest(model_dir)['version']
-    out = os.path.join(case, 'eval', f'{version}_{args.eval_episodes}ep_{args.max_ticks}ticks')
+    manifest = read_manifest(model_dir)
+    # Practice runs with other settings from the same Stage 1 name their versions alike
+    # (<stage1>-it1): the run's folder tells their evaluations apart.
+    name = manifest['version']
+    if manifest.get('stage') == 'reinforce':
+        name += '@' + os.path.basename(manifest['provenance']['run_dir'])
+    out = os.path.join(case, 'eval', f'{name}_{args.eval_episodes}ep_{args.max_ticks}ticks')
     path = os.path.join(out, 'eval.json')
     if os.path.exists(path):
         with open(path) as handle:
@@ -256,10 +264,13 @@ def practice_run(stage1: str, case: str, seed: int, task: str, args):
     name = f'si_{practice_budget(args)}ep_{args.iterations}it_{args.updates}x{args.batch}'
     if args.practice_temperature != 1.0:
         name += f'_t{args.practice_temperature:g}'
+    if args.baseline != 'none':
+        name += f'_baseline_{args.baseline}'
     if success_bonus(task, args):
         name += f'_bonus{success_bonus(task, args):g}'
     config = ReinforceConfig(updates_per_iteration=args.updates, batch_size=args.batch,
                              success_bonus=success_bonus(task, args), seed=seed,
+                             baseline=args.baseline,
                              device=args.device, torch_threads=args.threads)
     run = ImproveRun(os.path.join(case, name), config, stage1)
     return run, os.path.join(case, name, 'practice')

@@ -155,3 +155,53 @@ def test_stage2_leaves_a_frozen_encoders_batchnorm_statistics_alone():
                   ReinforceConfig(updates_per_iteration=2, batch_size=3), 'cpu', 1)
     after = model.encoder.state_dict()
     assert before and all(torch.equal(value, after[key]) for key, value in before.items())
+
+
+def _tiny_model():
+    from model_factory import tiny_codec
+    from selfimprove_ros.model.two_head_model import TwoHeadModel
+    codec = tiny_codec()
+    torch.manual_seed(0)
+    return codec, TwoHeadModel(codec.config, codec.vocab.size, codec.joint_mean,
+                               codec.joint_std)
+
+
+def test_a_mean_baseline_turns_equal_returns_into_no_update_and_keeps_the_ranking():
+    from selfimprove_ros.training.policy_gradient import run_iteration
+    episodes = [synthetic_episode(i, ticks=6) for i in range(2)]
+    moved = {}
+    for baseline in ('none', 'mean'):
+        codec, model = _tiny_model()
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        optimizer = torch.optim.AdamW(model.policy_parameters(), lr=1e-3, weight_decay=0.0)
+        config = ReinforceConfig(updates_per_iteration=2, batch_size=3, baseline=baseline)
+        metrics = run_iteration(model, optimizer, synthetic_decisions(episodes), codec, config,
+                                'cpu', 1)
+        moved[baseline] = max((v - before[k]).abs().max().item()
+                              for k, v in model.state_dict().items() if v.is_floating_point())
+        assert metrics['baseline'] == (1.0 if baseline == 'mean' else 0.0)
+    # Every return is 1: without a baseline each sampled chunk is pushed up; with the mean
+    # subtracted nothing is better than anything else, so nothing moves.
+    assert moved['none'] > 1e-4 and moved['mean'] == 0.0
+
+    # With different returns, the mean baseline pushes the better half up and the worse down.
+    decisions = synthetic_decisions(episodes)
+    decisions.returns[:] = [5, 5, 5, -1, -1, -1]
+    decisions.tokens[3:] = 1
+    codec, model = _tiny_model()
+    optimizer = torch.optim.AdamW(model.policy_parameters(), lr=1e-2, weight_decay=0.0)
+    words = torch.from_numpy(codec.encode_instructions(decisions.instructions))
+
+    def log_probs():
+        with torch.no_grad():
+            logits = model(torch.from_numpy(decisions.images), torch.from_numpy(decisions.joints),
+                           words)[0]
+        return chunk_log_prob(logits, torch.from_numpy(decisions.tokens))
+    start = log_probs()
+    run_iteration(model, optimizer, decisions, codec,
+                  ReinforceConfig(updates_per_iteration=1, batch_size=6, baseline='mean'), 'cpu',
+                  1)
+    change = log_probs() - start
+    assert change[:3].min() > 0 > change[3:].max()
+    with pytest.raises(ValueError, match="baseline must be one of \\['none', 'mean'\\], got 'x'"):
+        ReinforceConfig(baseline='x')

@@ -80,7 +80,7 @@ class TrainerNode(Node):
         cfg = self.config
         config = ReinforceConfig(lr=cfg.lr, updates_per_iteration=cfg.updates_per_iteration,
                                  batch_size=cfg.batch_size, gamma=cfg.gamma,
-                                 loss_scale=cfg.loss_scale)
+                                 loss_scale=cfg.loss_scale, baseline=cfg.baseline)
         for model_dir in improve_forever(cfg.bag_dirs, cfg.run_dir, config, cfg.model_dir,
                                          iterations=cfg.iterations, poll_s=cfg.poll_s,
                                          log=self.get_logger().info,

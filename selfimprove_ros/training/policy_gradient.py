@@ -5,7 +5,9 @@ the tokens a_t it sampled, and the reward of executing the chunk, r_t = d(o_t, g
 with t' the next decision (or the episode's last tick): the per-tick rewards of the labels
 summed over the chunk, which telescope to exactly that. R_t = sum_i gamma^(i-t) r_i over
 decisions; loss = -c * R_t * log pi(a_t | o_t, g), where log pi of a chunk is the sum of its
-token log-probabilities. No baseline: the potential-based shaping carries one implicitly.
+token log-probabilities. No baseline by default, as the paper: the potential-based shaping
+carries one implicitly when the policy makes progress. `baseline: mean` subtracts the
+iteration's mean return instead, for a policy whose practice mostly fails (see run_iteration).
 """
 
 from dataclasses import dataclass
@@ -116,6 +118,10 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
         # ResNet would normalise with batch statistics and drift its running ones.
         model.encoder.eval()
     metrics = {'loss': 0.0, 'log_prob': 0.0, 'grad_norm': 0.0}
+    # A mean baseline leaves the expected gradient unchanged and removes the push every sampled
+    # chunk gets from returns that share one sign: measured in sim, a 10 % policy whose practice
+    # returns were mostly negative lost its successes in one iteration without it.
+    offset = float(decisions.returns.mean()) if config.baseline == 'mean' else 0.0
     batches = minibatches(len(decisions), config.updates_per_iteration, config.batch_size, rng)
     for rows in batches:
         images = torch.from_numpy(decisions.images[rows]).to(device)
@@ -123,7 +129,7 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
         words = torch.from_numpy(codec.encode_instructions(
             [decisions.instructions[i] for i in rows])).to(device)
         tokens = torch.from_numpy(decisions.tokens[rows]).to(device)
-        returns = torch.from_numpy(decisions.returns[rows]).to(device)
+        returns = torch.from_numpy(decisions.returns[rows] - offset).to(device)
         logits = model(images, joints, words)[0]
         loss = reinforce_loss(logits, tokens, returns, config.loss_scale)
         optimizer.zero_grad(set_to_none=True)
@@ -136,6 +142,6 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
         metrics['log_prob'] += chunk_log_prob(logits.detach(), tokens).mean().item() / len(batches)
         metrics['grad_norm'] += float(norm) / len(batches)
     metrics.update(updates=len(batches), decisions=len(decisions),
-                   mean_return=float(decisions.returns.mean()),
+                   mean_return=float(decisions.returns.mean()), baseline=offset,
                    mean_reward=float(decisions.rewards.mean()))
     return metrics

@@ -4,6 +4,8 @@ from dataclasses import asdict, dataclass
 
 from selfimprove_ros.core.config import config_from_dict, require, setting
 
+BASELINES = ('none', 'mean')
+
 
 @dataclass
 class ReinforceConfig:
@@ -13,6 +15,10 @@ class ReinforceConfig:
     loss_scale: float = setting(
         0.05, 'c in loss = -c * R_t * log pi(a_t | o_t, g) (the paper: 0.05, ~ 1 - gamma^N '
         'keeps c * R within about [-1, 1])')
+    baseline: str = setting(
+        'none', "What is subtracted from R_t: 'none' (the paper) or 'mean' (the mean return of "
+        "the iteration's decisions). With 'none' and returns mostly of one sign, every sampled "
+        "chunk is pushed the same way; a weak policy's failures then push its mode down")
     updates_per_iteration: int = setting(16, 'Gradient updates per iteration (the paper: 16)')
     batch_size: int = setting(64, 'Decisions per update (the paper: 64); an iteration waits '
                               'for updates x batch on-policy decisions, then clears its buffer')
@@ -30,6 +36,8 @@ class ReinforceConfig:
     def __post_init__(self):
         require(0.0 <= self.gamma <= 1.0, f'gamma must be in [0, 1], got {self.gamma!r}')
         require(self.loss_scale > 0, f'loss_scale must be > 0, got {self.loss_scale!r}')
+        require(self.baseline in BASELINES,
+                f'baseline must be one of {list(BASELINES)}, got {self.baseline!r}')
         for name in ('updates_per_iteration', 'batch_size'):
             require(getattr(self, name) >= 1, f'{name} must be >= 1, got {getattr(self, name)!r}')
         require(self.lr > 0, f'lr must be > 0, got {self.lr!r}')

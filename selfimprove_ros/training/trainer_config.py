@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from selfimprove_ros.core.config import require, setting
 from selfimprove_ros.core.topics import MODEL_ANNOUNCE
+from selfimprove_ros.training.reinforce_config import BASELINES
 
 MODES = ('sft', 'improve')
 
@@ -26,9 +27,13 @@ class TrainerConfig:
     batch_size: int = setting(64, 'improve: decisions per update (the paper: 64)')
     gamma: float = setting(0.9, 'improve: discount per decision (the paper: 0.9)')
     loss_scale: float = setting(0.05, 'improve: c of the loss (the paper: 0.05)')
+    baseline: str = setting('none', "improve: subtracted from R_t, 'none' (the paper) or 'mean' "
+                            "(the iteration's mean return)")
 
     def __post_init__(self):
         require(self.mode in MODES, f'mode must be one of {list(MODES)}, got {self.mode!r}')
         require(bool(self.bag_dirs), 'bag_dirs must name at least one directory')
         require(self.iterations >= 0, f'iterations must be >= 0, got {self.iterations!r}')
+        require(self.baseline in BASELINES,
+                f'baseline must be one of {list(BASELINES)}, got {self.baseline!r}')
         require(self.poll_s > 0, f'poll_s must be > 0 s, got {self.poll_s!r}')
