@@ -54,12 +54,27 @@ def measure(model, episodes, ticks, arm: slice) -> list:
     return rows
 
 
-def main(argv=None):
-    """Load the policy and the episodes; print and save the table."""
+def load_policy(model_dir: str):
+    """Return the exported policy of `model_dir`."""
     from selfimprove_ros.core.topics import CAMERA_NAMES
+    from selfimprove_ros.runtime.onnx_model import load_model
+    return load_model(model_dir, 'policy.onnx', cameras=list(CAMERA_NAMES))
+
+
+def successful_episodes(model, bags: str, count: int) -> list:
+    """Return the successful episodes among the first `count` bags, as `model` sees them."""
     from selfimprove_ros.data.episode_loader import find_bags, load_episode
     from selfimprove_ros.runtime.episode_labelling import labelling_dataset_config
-    from selfimprove_ros.runtime.onnx_model import load_model
+    config = labelling_dataset_config(model)
+    episodes = [load_episode(bag, config) for bag in find_bags(bags)[:count]]
+    episodes = [e for e in episodes if e.succeeded]
+    if len(episodes) < 2:
+        raise SystemExit(f'need >= 2 successful episodes under {bags}, got {len(episodes)}')
+    return episodes
+
+
+def main(argv=None):
+    """Load the policy and the episodes; print and save the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', required=True, help='exported model directory (policy.onnx)')
     parser.add_argument('--bags', required=True, help='held-out successful episode bags')
@@ -68,12 +83,8 @@ def main(argv=None):
     parser.add_argument('--arm', choices=sorted(ARMS), default='right',
                         help='the arm that does the task (transfer_cube: right grasps)')
     args = parser.parse_args(argv)
-    model = load_model(args.model, 'policy.onnx', cameras=list(CAMERA_NAMES))
-    config = labelling_dataset_config(model)
-    episodes = [load_episode(bag, config) for bag in find_bags(args.bags)[:args.episodes]]
-    episodes = [e for e in episodes if e.succeeded]
-    if len(episodes) < 2:
-        raise SystemExit(f'need >= 2 successful episodes under {args.bags}, got {len(episodes)}')
+    model = load_policy(args.model)
+    episodes = successful_episodes(model, args.bags, args.episodes)
     rows = measure(model, episodes, args.ticks, ARMS[args.arm])
     print(f'{model.version}, {args.arm} arm, {len(episodes)} episodes; error [rad]')
     print(f'{"tick":>5} {"own frames":>11} {"other scene":>12} {"hold":>8}')

@@ -74,6 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--practice-temperature', type=float, default=1.0,
                         help='sampling temperature of practice episodes (default 1, on-policy as '
                         'the paper; below 1 finds a weak policy\'s successes more often)')
+    parser.add_argument('--practice-lr', type=float,
+                        help='REINFORCE learning rate (default: ReinforceConfig\'s)')
     parser.add_argument('--baseline', choices=('none', 'mean'), default='none',
                         help='REINFORCE baseline (default none, the paper; mean subtracts the '
                         'iteration\'s mean return)')
@@ -115,6 +117,8 @@ def check(args):
     if args.practice_temperature <= 0:
         raise SystemExit('--practice-temperature must be > 0 (practice samples), got '
                          f'{args.practice_temperature}')
+    if args.practice_lr is not None and args.practice_lr <= 0:
+        raise SystemExit(f'--practice-lr must be > 0, got {args.practice_lr}')
     if not 0 <= args.val_fraction < 1:
         raise SystemExit(f'--val-fraction must be in [0, 1), got {args.val_fraction}')
     if 2 * args.k > PRACTICE_SEEDS:
@@ -266,12 +270,15 @@ def practice_run(stage1: str, case: str, seed: int, task: str, args):
         name += f'_t{args.practice_temperature:g}'
     if args.baseline != 'none':
         name += f'_baseline_{args.baseline}'
+    extra = {'lr': args.practice_lr} if args.practice_lr else {}
+    if extra:
+        name += f'_lr{args.practice_lr:g}'
     if success_bonus(task, args):
         name += f'_bonus{success_bonus(task, args):g}'
     config = ReinforceConfig(updates_per_iteration=args.updates, batch_size=args.batch,
                              success_bonus=success_bonus(task, args), seed=seed,
-                             baseline=args.baseline,
-                             device=args.device, torch_threads=args.threads)
+                             baseline=args.baseline, device=args.device,
+                             torch_threads=args.threads, **extra)
     run = ImproveRun(os.path.join(case, name), config, stage1)
     return run, os.path.join(case, name, 'practice')
 

@@ -16,6 +16,7 @@ BENCHMARKS = {
     'reward-negatives': ('reward_negatives', 'practice from a Stage-1 model that saw failures'),
     'graph-starts': ('graph_starts', 'how often a fresh sim runtime graph comes up whole'),
     'policy-vision': ('policy_vision', 'does a policy use what its camera shows'),
+    'practice-step': ('practice_step', 'how far one REINFORCE iteration moves a policy, per lr'),
 }
 
 
