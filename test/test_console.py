@@ -56,6 +56,11 @@ def test_wilson_interval_edges():
     assert high == pytest.approx(1.0) and low == pytest.approx(0.7225, abs=1e-4)
     low, high = wilson_interval(0, 10)
     assert low == pytest.approx(0.0) and high == pytest.approx(0.2775, abs=1e-4)
+    # Every interval contains its rate exactly (6/6 once came out as [0.61, 1 - 1e-16]).
+    for trials in range(1, 60):
+        for successes in range(trials + 1):
+            low, high = wilson_interval(successes, trials)
+            assert 0.0 <= low <= successes / trials <= high <= 1.0
 
 
 def test_robot_goes_stale_and_stops_asking_for_a_reset():

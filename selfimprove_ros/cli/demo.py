@@ -3,10 +3,15 @@
 1. scripted demonstrations (with injected noise) through the node graph -> episode bags
 2. Stage 1: SFT of the two-headed model, value landscape on held-out demonstrations, export
 3. baseline: greedy evaluation of the Stage-1 policy
-4. Stage 2: practice iterations through the running graph (policy, reward scorer, success
+4. the reward model learns what failure looks like: Stage 1 again on the demonstrations plus
+   the baseline's episodes the simulator says failed (`dataset.failed_steps_to_go`); a
+   reward model trained on demonstrations alone calls many failures successes, and practice
+   would optimise that error (docs/sample_efficiency.md). `--paper-reward` skips this and
+   scores practice with the Stage-1 model, as the paper does.
+5. Stage 2: practice iterations through the running graph (policy, reward scorer, success
    detector, episode manager, recorder), REINFORCE on the on-policy bags, a greedy evaluation
    of every new version
-5. a report: table in the terminal, plots and bags on disk
+6. a report: tables in the terminal, plots and bags on disk
 """
 
 import json
@@ -15,6 +20,7 @@ import time
 
 from selfimprove_ros.cli import collect
 from selfimprove_ros.cli.evaluate import evaluate, run_graph_until_labelled
+from selfimprove_ros.training.stopping_rule import history_table
 
 HELP = 'run the simulated story: demonstrations, SFT, evaluation, practice, report'
 
@@ -36,15 +42,23 @@ def add_arguments(parser):
     parser.add_argument('--noise-std', type=float, default=0.01,
                         help='expert noise [rad]: imperfect demonstrations keep BC below 100%%')
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
+    parser.add_argument('--paper-reward', action='store_true',
+                        help='score practice with the Stage-1 model trained on demonstrations '
+                        'only, as the paper does, instead of one that also saw the baseline\'s '
+                        'failures')
+
+
+STAGES = 6
 
 
 def stage(number: int, text: str):
     """Print a stage banner."""
-    print(f'\n== {number}/5 {text}', flush=True)
+    print(f'\n== {number}/{STAGES} {text}', flush=True)
 
 
 def run(args) -> int:
-    """Run the five stages and print the report."""
+    """Run the six stages and print the report."""
+    from selfimprove_ros.model.model_config import ModelConfig
     size = SIZES[args.full]
     out = os.path.abspath(os.path.join(args.out, args.task))
     started = time.monotonic()
@@ -57,14 +71,29 @@ def run(args) -> int:
                                             noise_std=args.noise_std, cameras=['cam_high'],
                                             seed=size['demos'] - missing))
     stage(2, f'Stage 1: SFT ({size["sft_steps"]} steps), value landscape, export')
-    stage1 = train_stage1(demos, out, size['sft_steps'])
+    stage1 = train_stage1([demos], out, size['sft_steps'])
     stage(3, f'baseline: {size["eval_episodes"]} greedy episodes of the Stage-1 policy')
     history = [evaluation(stage1, stage1, args, out, size, 'stage1')]
-    stage(4, f'Stage 2: {size["iterations"]} practice iterations')
-    history += practice(stage1, args, out, size)
-    stage(5, 'report')
+    reward = stage1
+    if args.paper_reward:
+        stage(4, 'reward model: the Stage-1 model, trained on demonstrations only (the paper)')
+    else:
+        stage(4, 'reward model: Stage 1 again, on the demonstrations plus the baseline\'s '
+                 'failed episodes')
+        reward = train_stage1([demos, os.path.join(out, 'eval', 'stage1', 'bags')], out,
+                              size['sft_steps'], name='reward',
+                              # Every tick of a failure: "not within the horizon".
+                              dataset={'include_failed': True,
+                                       'failed_steps_to_go': ModelConfig().steps_to_go_max})
+    stage(5, f'Stage 2: {size["iterations"]} practice iterations')
+    results, improve_run = practice(stage1, reward, args, out, size)
+    history += results
+    stage(6, 'report')
     report(history, out, time.monotonic() - started)
     judge(history, out, size['eval_episodes'])
+    print('\npractice episodes per version (sampled; detected by the reward model that scored '
+          'practice):')
+    print(history_table(improve_run.history))
     return 0
 
 
@@ -76,22 +105,23 @@ def count_bags(directory: str) -> int:
                for name in os.listdir(directory))
 
 
-def train_stage1(demos: str, out: str, steps: int) -> str:
-    """Train SFT and export; return the Stage-1 model directory."""
+def train_stage1(bags: list, out: str, steps: int, name: str = 'stage1',
+                 dataset: dict = None) -> str:
+    """Train SFT on `bags` and export; return the model directory `out`/models/`name`."""
     from selfimprove_ros.training.run_export import export_run
     from selfimprove_ros.training.sft_config import SftConfig
     from selfimprove_ros.training.sft_trainer import train_sft
-    run_dir = os.path.join(out, 'sft')
+    run_dir = os.path.join(out, 'sft' if name == 'stage1' else f'sft_{name}')
     # One torch thread: on a 2-core machine two spinning OpenMP threads against any other
     # busy process (a node graph, a browser) run many times slower than one.
     config = SftConfig(steps=steps, batch_size=32, eval_every=max(100, steps // 6),
                        checkpoint_every=max(100, steps // 6), torch_threads=1)
-    summary = train_sft([demos], run_dir, config, {'val_fraction': 0.2})
+    summary = train_sft(bags, run_dir, config, {'val_fraction': 0.2, **(dataset or {})})
     landscape = summary.get('value_landscape', {})
     print(f'SFT: BC accuracy {summary.get("val_bc_accuracy", float("nan")):.2f}, steps-to-go '
           f'MAE {summary.get("val_steps_mae", float("nan")):.1f} ticks; value landscape '
           f'Spearman {landscape.get("spearman", float("nan")):.3f} -> {landscape.get("plot")}')
-    model_dir = os.path.join(out, 'models', 'stage1')
+    model_dir = os.path.join(out, 'models', name)
     if not os.path.exists(model_dir):
         export_run(run_dir, model_dir)
     return model_dir
@@ -105,8 +135,11 @@ def evaluation(model_dir: str, reward_dir: str, args, out: str, size: dict, name
     return {'name': name, 'model_dir': model_dir, **result}
 
 
-def practice(stage1: str, args, out: str, size: dict) -> list:
-    """Alternate practising (at temperature 1, recorded, labelled) with REINFORCE iterations."""
+def practice(stage1: str, reward: str, args, out: str, size: dict):
+    """Alternate practising (at temperature 1, recorded, labelled) with REINFORCE iterations.
+
+    Return the greedy evaluation of every new version and the ImproveRun.
+    """
     from selfimprove_ros.training.improve_loop import ready_decisions
     from selfimprove_ros.training.improve_run import ImproveRun
     from selfimprove_ros.training.reinforce_config import ReinforceConfig
@@ -120,12 +153,12 @@ def practice(stage1: str, args, out: str, size: dict) -> list:
                          if e['version'] == run.version)
         print(f'-- iteration {iteration}: practising with {run.version} until '
               f'{config.samples_per_iteration} decisions are labelled', flush=True)
-        ready = practise_until(run, model_dir, stage1, bags, args, out, iteration,
+        ready = practise_until(run, model_dir, reward, bags, args, out, iteration,
                                lambda: ready_decisions(run, [bags]))
         run.record_outcomes(ready[0])
         new_dir = run.iterate(*ready)
-        results.append(evaluation(new_dir, stage1, args, out, size, os.path.basename(new_dir)))
-    return results
+        results.append(evaluation(new_dir, reward, args, out, size, os.path.basename(new_dir)))
+    return results, run
 
 
 def practise_until(run, model_dir, reward_dir, bags, args, out, iteration, ready):
@@ -157,8 +190,7 @@ def judge(history: list, out: str, min_episodes: int):
     The demo trains every iteration to show practice; the trainer node would have rolled back or
     stopped where the rule's last line says so (training/stopping_rule.py explains the rule).
     """
-    from selfimprove_ros.training.stopping_rule import (decide, history_table, plot_history,
-                                                        StoppingConfig)
+    from selfimprove_ros.training.stopping_rule import decide, plot_history, StoppingConfig
     from selfimprove_ros.training.version_history import VersionHistory
     versions = VersionHistory()
     parent = None
@@ -185,8 +217,10 @@ def report(history: list, out: str, elapsed_s: float):
         print(f'{row["version"]:34s} {row["sim_success"]["describe"]:24s} '
               f'{row["detected_success"]["describe"]:24s} '
               f'{row["mean_closest_steps_to_go"]:9.1f} {row["mean_final_steps_to_go"]:8.1f}')
-    print('closest d / final d: mean over episodes of the smallest and the last steps-to-go '
-          '[ticks] the frozen Stage-1 model predicted; lower is closer to done')
+    print('detected, closest d, final d: by the reward model of that evaluation (the '
+          'baseline: Stage 1\'s; practice versions: the one that scored practice); closest / '
+          'final d: mean over episodes of the smallest and the last steps-to-go [ticks], lower '
+          'is closer to done')
     path = os.path.join(out, 'report.json')
     with open(path, 'w') as handle:
         json.dump({'elapsed_s': elapsed_s, 'history': history}, handle, indent=1)

@@ -33,7 +33,9 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96):
     denominator = 1.0 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval contains p exactly; rounding left 6/6's upper bound at 1 - 1e-16 once, and
+    # a plot's error bar (p - low, high - p) must not be negative.
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 @dataclass(frozen=True)
