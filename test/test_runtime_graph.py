@@ -1,10 +1,12 @@
 """The whole runtime on an isolated domain: a sim episode driven by an exported tiny model ends
-as a labelled bag, attributed to the model version that acted."""
+as a labelled bag, attributed to the model version that acted, whose observations give back
+exactly the actions the robot took."""
 
 import glob
 import os
 
 from mcap.reader import make_reader
+import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
@@ -26,6 +28,8 @@ def test_sim_episode_with_a_tiny_model_ends_as_a_labelled_bag(tmp_path):
                    'reward_model_dir': model},
         'recorder_node': {'bag_dir': str(tmp_path / 'bags')},
         'episode_manager_node': {'max_episodes': 1, 'max_ticks': 12, 'wait_for_policy': True},
+        # Greedy, so the decisions can be recomputed from the bag below.
+        'policy_node': {'temperature': 0.0},
     }
     specs = build_graph(load_config(config_path('sim.yaml')), NS, overrides, with_runtime=True)
     try:
@@ -52,3 +56,31 @@ def test_sim_episode_with_a_tiny_model_ends_as_a_labelled_bag(tmp_path):
     for topic in ('policy/action_tokens', 'joint_commands', 'reward/steps_to_go',
                   'cameras/cam_high/image_raw'):
         assert f'{NS}/{topic}' in topics, topic
+    assert_bag_reproduces_the_decisions(model, bag, labels, decided)
+
+
+def assert_bag_reproduces_the_decisions(model_dir, bag, labels, decided):
+    """Training sees what the robot saw: the bag's observations give back its greedy tokens.
+
+    A skew between the runtime's input path (messages -> resize -> ONNX) and the dataset's
+    (bag -> alignment -> resize) would train a policy on inputs it never gets on the robot.
+    """
+    from selfimprove_ros.core.topics import CAMERA_NAMES
+    from selfimprove_ros.data.episode_loader import load_episode
+    from selfimprove_ros.runtime.episode_labelling import labelling_dataset_config
+    from selfimprove_ros.runtime.onnx_model import load_model
+    policy = load_model(model_dir, 'policy.onnx', cameras=list(CAMERA_NAMES))
+    episode = load_episode(bag, labelling_dataset_config(policy))
+    index = {int(stamp): i for i, stamp in enumerate(episode.tick_ns)}
+    ids = policy.codec.encode_instructions([episode.instruction])
+    compared = 0
+    for tick in decided:
+        row = index.get(int(labels.tick_ns[tick]))
+        if row is None:
+            continue  # a tick the alignment dropped (a lost frame)
+        images = np.stack([episode.images[cam][row] for cam in policy.codec.config.cameras])
+        logits = np.asarray(policy.run(images[None], episode.joints[row][None].astype(np.float32),
+                                       ids)[0])[0]
+        assert np.array_equal(logits.argmax(-1), labels.action_tokens[tick]), tick
+        compared += 1
+    assert compared >= len(decided) - 1
