@@ -185,7 +185,10 @@ def plot_history(history: VersionHistory, path: str,
     config = config or StoppingConfig()
     versions = history.versions()
     best = history.best(history.resolve_kind(config.signal), config.min_episodes)
-    figure, axis = plt.subplots(figsize=(max(5.0, 0.8 * len(versions) + 2), 4))
+    labels = [f'{v}\n({history.record(v).parent or "-"})' for v in versions]
+    # Version names are long ('<stage1>-it3'): give each tick room for its widest line [in].
+    widest = max((len(line) for label in labels for line in label.split('\n')), default=8)
+    figure, axis = plt.subplots(figsize=(max(5.0, 0.075 * widest * len(versions) + 1.5), 4.5))
     for offset, kind, color in ((-0.1, 'detected', 'C0'), (0.1, 'sim', 'C1')):
         points = [(i + offset, r) for i, r in enumerate(history.rate(v, kind) for v in versions)
                   if r.trials]
@@ -200,7 +203,7 @@ def plot_history(history: VersionHistory, path: str,
         if version == best:
             axis.axvspan(index - 0.4, index + 0.4, color='gold', alpha=0.25, label='best')
     axis.set_xticks(range(len(versions)))
-    axis.set_xticklabels([f'{v}\n({history.record(v).parent or "-"})' for v in versions])
+    axis.set_xticklabels(labels, fontsize=8)
     axis.set_xlim(-0.6, max(len(versions) - 0.4, 0.6))
     axis.set_ylim(0, 100)
     axis.set_xlabel('policy version (parent); red = rolled back')
