@@ -1,7 +1,8 @@
 """`selfimprove audit`: how often the learned success detector is right on sim bags.
 
 Replays a reward model's success rule over recorded simulator episodes and counts how often it
-agrees with the simulator (training/detector_audit.py). Run it on the current policy's rollouts
+agrees with the simulator (training/detector_audit.py); robot bags count where a person recorded
+a verdict (`selfimprove bag verdict`). Run it on the current policy's rollouts
 (e.g. the bags of `selfimprove eval`) before practising: a detector that calls failures
 successes makes practice optimise its error.
 """
@@ -10,7 +11,7 @@ import json
 import os
 
 HELP = ('replay a reward model\'s success detector over sim episode bags and report its false '
-        'positives and recall against the simulator')
+        'positives and recall against the simulator (or recorded verdicts)')
 
 
 def add_arguments(parser):

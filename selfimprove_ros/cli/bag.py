@@ -4,8 +4,8 @@ import sys
 
 import yaml
 
-HELP = ('inspect (info), validate (check), repair (recover) or import (import-act) episode '
-        'bags')
+HELP = ('inspect (info), validate (check), repair (recover), judge (verdict) or import '
+        '(import-act) episode bags')
 
 
 def add_arguments(parser):
@@ -21,6 +21,17 @@ def add_arguments(parser):
                        help='largest allowed gap between messages of one topic [s]')
     recover = verbs.add_parser('recover', help='restore a bag whose recorder was killed')
     recover.add_argument('bags', nargs='+', help='bag directories')
+    verdict = verbs.add_parser(
+        'verdict', help='record whether episodes really succeeded (a person\'s word, where no '
+        'simulator judged): failed ones are never cloned and can teach the reward model failure')
+    verdict.add_argument('bags', nargs='+', help='bag directories')
+    said = verdict.add_mutually_exclusive_group(required=True)
+    said.add_argument('--failed', dest='success', action='store_false',
+                      help='the task was not achieved, whatever the detector said')
+    said.add_argument('--succeeded', dest='success', action='store_true',
+                      help='the task was achieved')
+    verdict.add_argument('--note', default='', help='why, for whoever reads the bag later')
+    verdict.add_argument('--by', default='operator', help='who judged (default: operator)')
     act = verbs.add_parser('import-act', help='convert ACT HDF5 episodes into episode bags')
     act.add_argument('source', help='directory of ACT episode_*.hdf5 files, or one file')
     act.add_argument('--out', required=True, help='directory that receives the bags')
@@ -37,7 +48,7 @@ def add_arguments(parser):
 def run(args) -> int:
     """Dispatch to the verb; exit 1 if any bag has a problem."""
     return {'info': run_info, 'check': run_check, 'recover': run_recover,
-            'import-act': run_import_act}[args.verb](args)
+            'verdict': run_verdict, 'import-act': run_import_act}[args.verb](args)
 
 
 def run_info(args) -> int:
@@ -70,6 +81,22 @@ def run_recover(args) -> int:
     for path in args.bags:
         print(recover_bag(path))
     return 0
+
+
+def run_verdict(args) -> int:
+    """Record the verdict in each bag; exit 1 if any bag refused it (the others keep theirs)."""
+    from selfimprove_ros.bag.verdict import record_verdict
+    refused = 0
+    for path in args.bags:
+        try:
+            record = record_verdict(path, args.success, note=args.note, by=args.by)
+        except ValueError as error:
+            refused += 1
+            print(f'REFUSED {path}: {error}', file=sys.stderr)
+            continue
+        print(f'{"succeeded" if args.success else "failed":9s} {path} (outcome was '
+              f'{record.outcome}: {record.outcome_cause or "no cause recorded"})')
+    return 1 if refused else 0
 
 
 def run_import_act(args) -> int:

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from selfimprove_ros.bag.verdict import recorded_verdict
+
 from .alignment import align, tick_grid
 from .bag_streams import BadBag
 from .episode import Episode
@@ -57,9 +59,13 @@ def build_episode(streams, config) -> Episode:
     if streams.success_values is not None:
         sim_success = bool(streams.success_values.any())
         success = success_tick(streams.success_log_ns, streams.success_values, aligned.tick_ns)
+    person = recorded_verdict(meta.get('extra'))
     if meta['outcome'] == 'success' and sim_success is False:
         # A learned detector ended it; the simulator, which knows, says the goal was not reached.
         notes.append('outcome success but sim/success never true: treated as a failure')
+    elif meta['outcome'] == 'success' and sim_success is None and person is False:
+        notes.append('outcome success but a person recorded a failure (bag verdict): treated '
+                     'as a failure')
     elif meta['outcome'] == 'success' and success is None:
         success = len(aligned.tick_ns) - 1
     tokens, versions = tokens_per_tick(streams.tokens, aligned.tick_ns, period)

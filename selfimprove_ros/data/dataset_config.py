@@ -30,7 +30,8 @@ class DatasetConfig:
         'labels, and steps-to-go only up to a tick where the simulator reported success')
     failed_steps_to_go: float = setting(
         -1.0, 'Steps-to-go label [ticks] for every tick of an episode the simulator says failed '
-        '(sim/success never true; needs include_failed), e.g. the model\'s steps_to_go_max = '
+        '(sim/success never true) or a person did (selfimprove bag verdict --failed); needs '
+        'include_failed. E.g. the model\'s steps_to_go_max = '
         '"not within the horizon", so the reward model sees what failure looks like; -1 = no '
         'label (the paper trains d on successes only)')
     val_fraction: float = setting(0.1, 'Share of episodes held out for validation, in [0, 1)')

@@ -38,6 +38,13 @@ class Episode:
         return int(len(self.tick_ns))
 
     @property
+    def verified_success(self) -> Optional[bool]:
+        """Return the simulator's verdict, else a person's (`bag verdict`), else None."""
+        from selfimprove_ros.bag.verdict import recorded_verdict
+        return self.sim_success if self.sim_success is not None else \
+            recorded_verdict(self.extra)
+
+    @property
     def succeeded(self) -> bool:
         """Return whether the episode reached its goal (and so has steps-to-go labels)."""
         return self.success_tick is not None

@@ -73,7 +73,7 @@ class SftSamples(Dataset):
             raise ValueError(f'episode {episode.episode_id} ({episode.bag_path}) lacks cameras '
                              f'{missing}; load all episodes with the same DatasetConfig')
         grid = grid_indices(episode.length, episode.dropped_ticks)
-        failed = episode.sim_success is False
+        failed = episode.verified_success is False  # the simulator's or a person's word
         cloned = episode.outcome == 'success' and not failed
         has_bc = cloned & ~np.isnan(episode.actions).any(axis=1)
         chunks, mask = chunk_labels(episode.actions, grid, self.chunk_length, has_bc)

@@ -3,8 +3,9 @@
 A reward model that fits held-out demonstrations well can still call a failed policy episode
 "done": demonstrations never show it what failure looks like. Practice then optimises that
 error. This audit replays the detector's rule (d <= s for k evaluations in a row, at every
-aligned tick) over bags whose simulator recorded its own verdict, and counts how often the two
-agree. Run it on the current policy's rollouts before practising with a reward model.
+aligned tick) over bags whose simulator recorded its own verdict (on a robot: a person's,
+`selfimprove bag verdict`), and counts how often the two agree. Run it on the current policy's
+rollouts before practising with a reward model.
 
 A bag ends where its episode ended, often at a success the live detector reported; a detection
 the audited model would have made later is not seen, so false-positive counts are lower bounds.
@@ -49,17 +50,19 @@ def first_detection(steps_to_go, config: SuccessConfig) -> Optional[int]:
 
 def audit_episode(episode, steps_to_go, config: SuccessConfig) -> DetectorVerdict:
     """Compare the detector on `steps_to_go` [T] with the simulator's verdict of `episode`."""
-    if episode.sim_success is None:
-        raise ValueError(f'{episode.bag_path} has no sim/success stream: only simulator bags '
-                         'carry the ground truth this audit needs')
+    truth = episode.verified_success
+    if truth is None:
+        raise ValueError(f'{episode.bag_path} has no ground truth: no sim/success stream and no '
+                         'verdict; record one with `selfimprove bag verdict --failed` or '
+                         '`--succeeded`')
     d = np.asarray(steps_to_go, dtype=np.float64)
     if len(d) != episode.length or len(d) == 0:
         raise ValueError(f'{episode.bag_path}: {len(d)} steps-to-go values for '
                          f'{episode.length} ticks')
     return DetectorVerdict(
         bag_path=episode.bag_path, policy_version=episode.policy_version,
-        ticks=episode.length, sim_success=bool(episode.sim_success),
-        sim_tick=episode.success_tick if episode.sim_success else None,
+        ticks=episode.length, sim_success=truth,
+        sim_tick=episode.success_tick if truth else None,
         detected_tick=first_detection(d, config), closest_d=float(d.min()),
         final_d=float(d[-1]))
 
