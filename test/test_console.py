@@ -11,9 +11,10 @@ from selfimprove_ros.console.controls import (Action, answer_message, Controls, 
                                               QUIT, timeout_message)
 from selfimprove_ros.console.fleet import Fleet
 from selfimprove_ros.console.screen import screen_lines, text_report
-from selfimprove_ros.console.status import (EPISODE_ABORT, EPISODE_RESET_DONE, EPISODE_START,
-                                            parse_status, service_name, status_namespace,
-                                            StatusError, wilson_interval)
+from selfimprove_ros.console.status import (EPISODE_ABORT, EPISODE_MARK_FAILED,
+                                            EPISODE_RESET_DONE, EPISODE_START, parse_status,
+                                            service_name, status_namespace, StatusError,
+                                            wilson_interval)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -115,6 +116,7 @@ def test_keys_select_reset_and_start():
     controls.handle('up', rows, 0.0)  # wraps around
     assert controls.selected == 'aloha3'
     assert controls.handle('R', rows, 0.0) == Action(EPISODE_RESET_DONE, ('aloha1', 'aloha4'))
+    assert controls.handle('f', rows, 0.0) == Action(EPISODE_MARK_FAILED, ('aloha3',))
     assert controls.handle('q', rows, 0.0) == QUIT
     assert controls.handle('x', rows, 0.0) is None
     calm = fleet_of(status('aloha2')).rows(0.0)

@@ -294,3 +294,27 @@ def test_shipped_config_sections_are_valid(name, auto_reset):
     with open(config_path(name)) as stream:
         section = yaml.safe_load(stream)['episode_manager_node']['ros__parameters']
     assert ManagerConfig(**section).auto_reset is auto_reset
+
+
+def test_the_operator_marks_the_last_saved_episode_failed_in_its_bag(tmp_path):
+    from selfimprove_ros.bag.episode_metadata import (EpisodeMetadata, read_episode_file,
+                                                      write_episode_file)
+    cycle, io, clock = make_cycle(max_episodes=2)
+    assert cycle.request('mark_failed') == (False, 'no saved episode to mark yet')
+    cycle.step()
+    io.resets[-1].answer(seed=7)
+    first = acknowledge(cycle, io)
+    assert cycle.request('mark_failed')[0] is False  # running: which episode is meant?
+    cycle.on_success({'episode_id': first, 'steps_to_go': 0.5})
+    bag = tmp_path / 'bag'
+    bag.mkdir()
+    write_episode_file(str(bag), EpisodeMetadata(robot='aloha1', task='t', episode_id=first,
+                                                 outcome='success'))
+    cycle.on_event({'event': 'saved', 'episode_id': first, 'path': str(bag)})
+    accepted, message = cycle.request('mark_failed')
+    assert accepted and first in message
+    verdict = read_episode_file(str(bag)).extra['verdict']
+    assert verdict['success'] is False and verdict['by'] == 'operator (console)'
+    (bag / 'episode.yaml').unlink()  # a bag that went away: refused, with the reason
+    accepted, message = cycle.request('mark_failed')
+    assert not accepted and 'no episode.yaml' in message

@@ -4,10 +4,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Optional
 
-from selfimprove_ros.console.status import EPISODE_ABORT, EPISODE_RESET_DONE, EPISODE_START
+from selfimprove_ros.console.status import (EPISODE_ABORT, EPISODE_MARK_FAILED, EPISODE_RESET_DONE,
+                                            EPISODE_START)
 
 CONFIRM_S = 2.0  # the second press of `a` / `A` must come within this [s]
-HELP = 'up/down r:reset-done R:all-resets a:abort A:abort-all (twice) s:start q:quit'
+HELP = ('up/down r:reset-done R:all-resets a:abort A:abort-all (twice) s:start '
+        'f:last-episode-failed q:quit')
 
 
 @dataclass(frozen=True)
@@ -83,13 +85,15 @@ class Controls:
             self._move(rows, +1)
         elif key == 'q':
             return QUIT
-        elif key in ('r', 's', 'a'):
+        elif key in ('r', 's', 'a', 'f'):
             if selected is None:
                 self.post('no robot to act on yet')
             elif key == 'a':
                 return self._confirmed('a', (selected,), 'abort', now)
             else:
-                return Action(EPISODE_RESET_DONE if key == 'r' else EPISODE_START, (selected,))
+                # No confirmation for `f`: `selfimprove bag verdict --succeeded` undoes it.
+                return Action({'r': EPISODE_RESET_DONE, 's': EPISODE_START,
+                               'f': EPISODE_MARK_FAILED}[key], (selected,))
         elif key == 'R':
             robots = tuple(row.robot for row in rows if row.needs_operator)
             if robots:

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 from selfimprove_ros.core.episode_state import Phase
-from selfimprove_ros.core.topics import (EPISODE_ABORT, EPISODE_RESET_DONE, EPISODE_START,
-                                         EPISODE_STATUS)
+from selfimprove_ros.core.topics import (EPISODE_ABORT, EPISODE_MARK_FAILED, EPISODE_RESET_DONE,
+                                         EPISODE_START, EPISODE_STATUS)
 from selfimprove_ros.training.version_history import wilson_interval  # noqa: F401, re-exported
 
-SERVICES = (EPISODE_RESET_DONE, EPISODE_ABORT, EPISODE_START)
+SERVICES = (EPISODE_RESET_DONE, EPISODE_ABORT, EPISODE_START, EPISODE_MARK_FAILED)
 
 PHASES = tuple(phase.value for phase in Phase)
 STATUS_SUFFIX = '/' + EPISODE_STATUS

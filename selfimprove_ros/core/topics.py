@@ -34,6 +34,7 @@ EPISODE_STATUS = 'episode/status'        # latched JSON, see docs/architecture.m
 EPISODE_RESET_DONE = 'episode/reset_done'  # std_srvs/Trigger
 EPISODE_ABORT = 'episode/abort'            # std_srvs/Trigger
 EPISODE_START = 'episode/start'            # std_srvs/Trigger
+EPISODE_MARK_FAILED = 'episode/mark_failed'  # std_srvs/Trigger: the last saved episode failed
 DIAGNOSTICS = '/diagnostics'
 
 

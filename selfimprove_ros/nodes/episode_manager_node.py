@@ -28,7 +28,7 @@ from selfimprove_ros.runtime.manager_config import ManagerConfig
 from selfimprove_ros.sim.aloha_sim import INSTRUCTIONS
 
 SERVICES = {topics.EPISODE_RESET_DONE: 'reset_done', topics.EPISODE_ABORT: 'abort',
-            topics.EPISODE_START: 'start'}
+            topics.EPISODE_START: 'start', topics.EPISODE_MARK_FAILED: 'mark_failed'}
 
 
 class EpisodeManagerNode(Node):

@@ -16,7 +16,7 @@ from selfimprove_ros.core.episode_state import (ENDED, EpisodeStateMachine, Phas
                                                 TransitionError)
 from selfimprove_ros.runtime.episode_watch import EpisodeTally, EpisodeWatch
 
-REQUESTS = ('reset_done', 'abort', 'start')
+REQUESTS = ('reset_done', 'abort', 'start', 'mark_failed')
 
 
 class EpisodeCycle:
@@ -33,6 +33,7 @@ class EpisodeCycle:
         self.machine = EpisodeStateMachine(config.max_ticks)
         self.tally = EpisodeTally()
         self.watch = None          # EpisodeWatch of the current (or just ended) episode
+        self.last_saved = None     # (episode_id, bag path) of the newest saved episode
         self.version = ''          # live policy version
         self.steps_to_go = None    # newest d(o, g) of this episode [ticks]
         self.reward_live = False   # the reward scorer has published d(o, g)
@@ -214,6 +215,7 @@ class EpisodeCycle:
                 self.deadline = None
             self.log.info(f'episode {watch.episode_id}: recording to {watch.recording}')
         elif event['event'] == 'saved' and self.machine.phase in ENDED:
+            self.last_saved = (watch.episode_id, event['path'])
             self.deadline = None
             self.apply(self.machine.finished(f'episode saved to {event["path"]}'))
 
@@ -302,6 +304,8 @@ class EpisodeCycle:
 
     def request(self, name: str):
         """Serve one of REQUESTS from the operator; return (accepted, message)."""
+        if name == 'mark_failed':
+            return self.mark_failed()
         try:
             transition = {'reset_done': lambda: self.machine.reset_done(
                               'operator confirmed the reset'),
@@ -313,6 +317,25 @@ class EpisodeCycle:
             return False, str(error)
         finally:
             self.publish_status()
+
+    def mark_failed(self):
+        """Record the operator's word that the newest saved episode failed (bag verdict).
+
+        The manager runs beside the recorder on the robot, so it writes the bag it was told
+        about. Refused while an episode runs: which one the operator means would be a guess.
+        """
+        from selfimprove_ros.bag.verdict import record_verdict
+        if self.machine.phase is Phase.RUNNING:
+            return False, 'an episode is running; mark the last one failed once this one ends'
+        if self.last_saved is None:
+            return False, 'no saved episode to mark yet'
+        episode_id, path = self.last_saved
+        try:
+            record_verdict(path, False, by='operator (console)')
+        except (OSError, ValueError) as error:
+            return False, f'could not mark episode {episode_id} failed: {error}'
+        self.log.info(f'episode {episode_id} marked failed by the operator: {path}')
+        return True, f'episode {episode_id} marked failed ({path})'
 
     def status(self) -> dict:
         """Return the status document of the console contract (console/status.py)."""
