@@ -1,6 +1,9 @@
 """The `selfimprove` command line: every help text renders, errors are one clear line."""
 
 import argparse
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -53,3 +56,19 @@ def test_bench_outside_the_checkout_says_where_to_run_it(monkeypatch, tmp_path, 
     monkeypatch.setattr(bench.importlib, 'import_module', missing)
     assert main(['bench', 'foundation']) == 2
     assert 'run this from the checkout' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('where', ['checkout', 'elsewhere'])
+def test_the_installed_script_finds_the_benchmarks_from_the_checkout(tmp_path, where):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(os.path.dirname(sys.executable), 'selfimprove')
+    cwd = os.path.join(root, 'docs') if where == 'checkout' else str(tmp_path)
+    # The script's own sys.path, not pytest's (which holds the checkout already).
+    result = subprocess.run([script, 'bench', 'policy-vision', '--help'], cwd=cwd,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, 'PYTHONPATH': ''})
+    if where == 'checkout':
+        assert result.returncode == 0 and 'usage: selfimprove bench policy-vision' in \
+            result.stdout, result.stderr
+    else:
+        assert result.returncode == 2 and 'run this from the checkout' in result.stderr

@@ -29,9 +29,25 @@ def add_arguments(parser):
                         help="the benchmark's own arguments (see NAME --help)")
 
 
+def checkout_root(start: str):
+    """Return the nearest folder at or above `start` holding benchmarks/, or None."""
+    folder = os.path.abspath(start)
+    while True:
+        if os.path.isfile(os.path.join(folder, 'benchmarks', '__init__.py')):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
 def load(name: str):
     """Import benchmarks.<module> from the repository checkout, or say why it cannot be."""
     module = BENCHMARKS[name][0]
+    # The `selfimprove` script's sys.path holds its own folder, not the working directory.
+    root = checkout_root(os.getcwd())
+    if root and root not in sys.path:
+        sys.path.insert(0, root)
     try:
         return importlib.import_module(f'benchmarks.{module}')
     except ModuleNotFoundError as error:
