@@ -5,6 +5,8 @@ from typing import Optional
 
 import numpy as np
 
+from selfimprove_ros.bag.verdict import recorded_verdict
+
 
 @dataclass
 class Episode:
@@ -40,7 +42,6 @@ class Episode:
     @property
     def verified_success(self) -> Optional[bool]:
         """Return the simulator's verdict, else a person's (`bag verdict`), else None."""
-        from selfimprove_ros.bag.verdict import recorded_verdict
         return self.sim_success if self.sim_success is not None else \
             recorded_verdict(self.extra)
 

@@ -11,6 +11,7 @@ import math
 import time
 
 from selfimprove_ros.bag.episode_metadata import new_episode_id
+from selfimprove_ros.bag.verdict import record_verdict
 from selfimprove_ros.core.episode_events import make_event
 from selfimprove_ros.core.episode_state import (ENDED, EpisodeStateMachine, Phase,
                                                 TransitionError)
@@ -324,7 +325,6 @@ class EpisodeCycle:
         The manager runs beside the recorder on the robot, so it writes the bag it was told
         about. Refused while an episode runs: which one the operator means would be a guess.
         """
-        from selfimprove_ros.bag.verdict import record_verdict
         if self.machine.phase is Phase.RUNNING:
             return False, 'an episode is running; mark the last one failed once this one ends'
         if self.last_saved is None:
