@@ -61,16 +61,16 @@ def joint_values(tick):
 
 def sim_messages(ticks=10, success_from=6, cameras=CAMS, skip_frames=(), commands=True,
                  tokens=(0, 5), encoding='rgb8', joint_names=JOINT_NAMES, ns='/aloha1',
-                 omit=()):
+                 omit=(), intended=False):
     """Yield (topic, msgtype, cdr, log time) of a lockstep sim episode, tick by tick."""
     for message in _sim_messages(ticks, success_from, cameras, skip_frames, commands, tokens,
-                                 encoding, joint_names, ns):
+                                 encoding, joint_names, ns, intended):
         if not message[0].endswith(omit):
             yield message
 
 
 def _sim_messages(ticks, success_from, cameras, skip_frames, commands, tokens, encoding,
-                  joint_names, ns):
+                  joint_names, ns, intended):
     yield f'{ns}/episode/events', STRING, event('start', robot='aloha1', task='cube'), T0
     for t in range(ticks):
         stamp = T0 + (t + 1) * P
@@ -85,6 +85,9 @@ def _sim_messages(ticks, success_from, cameras, skip_frames, commands, tokens, e
         if t in tokens:
             text = json.dumps({'stamp_ns': stamp, 'version': f'v{t}', 'tokens': [t] * 28})
             yield f'{ns}/policy/action_tokens', STRING, string_cdr(text), stamp + MS
+        if intended:  # what a noisy expert meant: 0.25 rad off what it executed
+            yield (f'{ns}/joint_commands/intended', JOINTS,
+                   joints_cdr(stamp, joint_values(t) + 0.25), stamp + 29 * MS)
         if commands:  # the answer arrives 30 ms later, stamped with the observation
             yield (f'{ns}/joint_commands', JOINTS, joints_cdr(stamp, joint_values(t) + 0.5),
                    stamp + 30 * MS)
@@ -131,6 +134,22 @@ def test_sim_bag_becomes_an_aligned_labelled_episode(tmp_path):
     assert episode.token_versions[0] == 'v0' and episode.token_versions[5] == 'v5'
     assert episode.extra['action_source'] == 'commands'
     assert lines[-1].startswith('loaded 1 episodes (10 ticks) from 1 bags')
+
+
+def test_intended_commands_are_the_clean_labels_when_recorded(tmp_path):
+    write_sim_bag(tmp_path / 'clean', intended=True)
+    episode = load_episodes(tmp_path / 'clean', config(tmp_path))[0][0]
+    assert episode.extra['action_source'] == 'intended'
+    np.testing.assert_allclose(episode.actions, episode.joints + 0.25, atol=1e-6)
+    executed = load_episodes(tmp_path / 'clean', config(tmp_path, action_source='commands'))
+    np.testing.assert_allclose(executed[0][0].actions, episode.joints + 0.5, atol=1e-6)
+    # A bag without them falls back to what was executed, or is refused when they are required.
+    write_sim_bag(tmp_path / 'plain')
+    assert load_episodes(tmp_path / 'plain', config(tmp_path))[0][0].extra[
+        'action_source'] == 'commands'
+    episodes, skipped = load_episodes(tmp_path / 'plain',
+                                      config(tmp_path, action_source='intended'))
+    assert episodes == [] and 'no joint_commands/intended' in skipped[0][1]
 
 
 def test_missing_frames_drop_ticks_and_say_so(tmp_path):

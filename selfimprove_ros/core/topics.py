@@ -10,6 +10,9 @@ CAMERA_NAMES = ('cam_high', 'cam_low', 'cam_left_wrist', 'cam_right_wrist')
 
 JOINT_STATES = 'joint_states'
 JOINT_COMMANDS = 'joint_commands'
+# The command a demonstrator meant, beside the one executed (a scripted expert with injected
+# noise): the clean label of Stage 1. Stamped like the executed command it accompanies.
+JOINT_COMMANDS_INTENDED = 'joint_commands/intended'
 ESTOP = 'estop'
 SAFETY_STATUS = 'safety_status'
 SIM_STATE = 'sim/state'
@@ -59,6 +62,7 @@ def contract(cameras=CAMERA_NAMES, sim=True):
     specs += [
         TopicSpec(JOINT_STATES, 'sensor_msgs/msg/JointState', 'reliable'),
         TopicSpec(JOINT_COMMANDS, 'sensor_msgs/msg/JointState', 'reliable'),
+        TopicSpec(JOINT_COMMANDS_INTENDED, 'sensor_msgs/msg/JointState', 'reliable'),
         TopicSpec(ESTOP, 'std_msgs/msg/Bool', 'latched'),
         TopicSpec(SAFETY_STATUS, 'diagnostic_msgs/msg/DiagnosticStatus', 'reliable'),
         TopicSpec(EPISODE_EVENTS, 'std_msgs/msg/String', 'reliable'),

@@ -7,6 +7,7 @@ from selfimprove_ros.bag.verdict import recorded_verdict
 from .alignment import align, tick_grid
 from .bag_streams import BadBag
 from .episode import Episode
+from .grasp_target import grasp_target
 from .labels import (actions_from_commands, actions_from_next_joints, success_tick,
                      tokens_per_tick)
 
@@ -14,13 +15,17 @@ JOINT_STREAM = 'joint_states'
 
 
 def action_source(streams, config) -> str:
-    """Return 'commands' or 'next_joints' for this bag; raise BadBag if commands are needed."""
-    has_commands = streams.commands is not None and len(streams.commands) > 0
-    if config.action_source == 'commands' and not has_commands:
-        raise BadBag("action_source is 'commands' but the bag has no joint_commands; use "
-                     "'next_joints' for teleoperated demonstrations or 'auto'")
+    """Return the action source of this bag; raise BadBag if the configured one is absent."""
+    has = {'intended': streams.intended is not None and len(streams.intended) > 0,
+           'commands': streams.commands is not None and len(streams.commands) > 0,
+           'next_joints': True}
     if config.action_source == 'auto':
-        return 'commands' if has_commands else 'next_joints'
+        return next(source for source, present in has.items() if present)
+    if not has[config.action_source]:
+        topic = {'intended': 'joint_commands/intended', 'commands': 'joint_commands'}
+        raise BadBag(f"action_source is {config.action_source!r} but the bag has no "
+                     f"{topic[config.action_source]}; use 'auto' (the best source each bag "
+                     f"has) or 'next_joints' for teleoperated demonstrations")
     return config.action_source
 
 
@@ -46,7 +51,10 @@ def build_episode(streams, config) -> Episode:
     joints = streams.joints[aligned.indices[JOINT_STREAM]]
     grid_index = np.delete(np.arange(grid.size), aligned.dropped_ticks)
     source = action_source(streams, config)
-    if source == 'commands':
+    if source == 'intended':
+        actions = actions_from_commands(streams.intended_stamps, streams.intended,
+                                        aligned.tick_ns, period)
+    elif source == 'commands':
         actions = actions_from_commands(streams.command_stamps, streams.commands,
                                         aligned.tick_ns, period)
     else:
@@ -80,4 +88,5 @@ def build_episode(streams, config) -> Episode:
         tick_ns=aligned.tick_ns, joints=joints, actions=actions,
         images={cam: streams.frames[cam][aligned.indices[cam]] for cam in config.cameras},
         success_tick=success, sim_success=sim_success, action_tokens=tokens,
-        token_versions=versions, dropped_ticks=aligned.dropped_ticks, extra=extra)
+        token_versions=versions, dropped_ticks=aligned.dropped_ticks,
+        grasp_target=grasp_target(joints, actions), extra=extra)

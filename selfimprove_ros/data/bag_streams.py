@@ -28,6 +28,7 @@ JOINT_STATE, IMAGE = 'sensor_msgs/msg/JointState', 'sensor_msgs/msg/Image'
 BOOL, STRING = 'std_msgs/msg/Bool', 'std_msgs/msg/String'
 ROLES = {'joints': (topics.JOINT_STATES, JOINT_STATE),
          'commands': (topics.JOINT_COMMANDS, JOINT_STATE),
+         'intended': (topics.JOINT_COMMANDS_INTENDED, JOINT_STATE),
          'events': (topics.EPISODE_EVENTS, STRING),
          'success': (topics.SIM_SUCCESS, BOOL),
          'tokens': (topics.POLICY_ACTIONS, STRING)}
@@ -50,6 +51,8 @@ class BagStreams:
     frames: dict                        # camera -> [M, H, W, 3] uint8, already resized
     command_stamps: np.ndarray = None   # [C] int64 (None: the bag has no joint_commands)
     commands: np.ndarray = None         # [C, 14] float32
+    intended_stamps: np.ndarray = None  # [I] int64 (None: no joint_commands/intended)
+    intended: np.ndarray = None         # [I, 14] float32 what the demonstrator meant
     success_log_ns: np.ndarray = None   # [S] int64 receive times (Bool has no header)
     success_values: np.ndarray = None   # [S] bool (None: no sim/success topic)
     tokens: list = field(default_factory=list)  # [(stamp_ns, version, tokens)]
@@ -111,7 +114,8 @@ class _Accumulator:
     def __init__(self, config):
         self.config = config
         self.roles, self.topic_of = {}, {}
-        self.data = {'joints': [], 'commands': [], 'success': [], 'tokens': [], 'events': []}
+        self.data = {'joints': [], 'commands': [], 'intended': [], 'success': [], 'tokens': [],
+                     'events': []}
         self.data.update({f'camera:{cam}': [] for cam in config.cameras})
         self.namespaces = set()
         self.count = 0
@@ -147,7 +151,7 @@ class _Accumulator:
         return role
 
     def _decode(self, role, msg, log_ns):
-        if role in ('joints', 'commands'):
+        if role in ('joints', 'commands', 'intended'):
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             try:
                 return stamp, order_by_name(list(msg.name), msg.position)
@@ -184,6 +188,9 @@ class _Accumulator:
         if self.data['commands']:
             stamps, commands = _columns(self.data['commands'])
             streams.command_stamps, streams.commands = stamps, commands.astype(np.float32)
+        if self.data['intended']:
+            stamps, intended = _columns(self.data['intended'])
+            streams.intended_stamps, streams.intended = stamps, intended.astype(np.float32)
         if 'success' in self.topic_of:
             streams.success_log_ns, values = _columns(self.data['success'])
             streams.success_values = values.astype(bool)

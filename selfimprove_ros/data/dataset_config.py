@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from selfimprove_ros.core.config import require, require_cameras, setting
 
-ACTION_SOURCES = ('auto', 'commands', 'next_joints')
+ACTION_SOURCES = ('auto', 'intended', 'commands', 'next_joints')
 
 
 @dataclass
@@ -22,9 +22,11 @@ class DatasetConfig:
     max_joint_age_s: float = setting(
         0.05, 'Oldest joint state [s before the tick] a tick may use; older = tick dropped')
     action_source: str = setting(
-        'auto', f'Action labels, one of {list(ACTION_SOURCES)}: the joint_commands stamped for '
-        'the tick, the next tick\'s joint positions (teleoperation), or auto = commands when '
-        'the bag has them')
+        'auto', f'Action labels, one of {list(ACTION_SOURCES)}: the noise-free command a '
+        'demonstrator meant (joint_commands/intended, recorded beside the executed one when '
+        'the scripted expert injects noise: clean labels), the joint_commands stamped for the '
+        'tick, the next tick\'s joint positions (teleoperation), or auto = the first of these '
+        'the bag has')
     include_failed: bool = setting(
         False, 'Also load episodes whose outcome is not success: they get no behaviour-cloning '
         'labels, and steps-to-go only up to a tick where the simulator reported success')

@@ -3,6 +3,7 @@
 import numpy as np
 from torch.utils.data import Dataset
 
+from .grasp_target import TARGET_SIZE
 from .labels import grid_indices, steps_to_go
 
 
@@ -35,7 +36,9 @@ class SftSamples(Dataset):
     Each item is a dict of numpy values: images uint8 [N_cam, H, W, 3] (camera order of
     `cameras`, default the first episode's), joints float32 [14], action_chunk float32
     [chunk_length, 14] with action_mask bool [chunk_length], steps_to_go float32 [ticks]
-    (-1 = unknown), has_bc bool, instruction str, episode and tick indices. Only ticks with a
+    (-1 = unknown), has_bc bool, grasp_target float32 [4] (x, y [m] of each arm's grasp
+    point, NaN = none; see `grasp_target`), instruction str, episode and tick indices. Only
+    ticks with a
     behaviour-cloning or a steps-to-go label are samples. Behaviour cloning uses episodes with
     outcome 'success' only (see `episode_loader`), and never one the simulator says failed
     (a detector fooled during practice may have called it a success). With
@@ -86,6 +89,12 @@ class SftSamples(Dataset):
         return (np.full(len(ticks), number), ticks, chunks[keep], mask[keep], steps[keep],
                 has_bc[keep])
 
+    @staticmethod
+    def _grasp_target(episode):
+        if episode.grasp_target is None:
+            return np.full(TARGET_SIZE, np.nan, dtype=np.float32)
+        return np.asarray(episode.grasp_target, dtype=np.float32)
+
     def __len__(self):
         """Return the number of samples."""
         return len(self.tick)
@@ -101,6 +110,7 @@ class SftSamples(Dataset):
             'action_mask': self.action_masks[item],
             'steps_to_go': self.steps_labels[item],
             'has_bc': self.bc_labelled[item],
+            'grasp_target': self._grasp_target(episode),
             'instruction': episode.instruction,
             'episode_index': number,
             'tick': tick,

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from selfimprove_ros.core.joints import NUM_JOINTS
+from selfimprove_ros.data.grasp_target import TARGET_SIZE as GRASP_TARGET_SIZE
 from selfimprove_ros.model.encoders import build_encoder
 
 # Joints whose demonstrations barely move would otherwise be divided by ~0.
@@ -94,6 +95,9 @@ class TwoHeadModel(nn.Module):
         self.action_head = ActionHead(hidden, config.chunk_length * NUM_JOINTS,
                                       config.action_bins)
         self.steps_to_go_head = _mlp(hidden, hidden, config.steps_to_go_bins)
+        # Training only, never exported: where each gripper will grasp, read linearly from the
+        # camera tokens alone, so that they must locate the object (training/losses.py).
+        self.grasp_head = nn.Linear(cameras * hidden, GRASP_TARGET_SIZE)
         if config.freeze_encoder:
             self.encoder.requires_grad_(False)
         self.train()
@@ -124,14 +128,26 @@ class TwoHeadModel(nn.Module):
         words = (self.word_embedding(instruction) * mask).sum(dim=1)
         return words / mask.sum(dim=1).clamp(min=1.0)
 
-    def forward(self, images, joints, instruction):
-        """Return (action_logits [B, chunk * 14, bins], stg_logits [B, stg_bins])."""
+    def encode(self, images, joints, instruction):
+        """Return (camera tokens [B, N_cam, hidden], trunk embedding [B, hidden])."""
         cameras = self.encode_cameras(images)
         joints = self.joint_mlp((joints.float() - self.joint_mean) / self.joint_std)
         words = self.encode_instruction(instruction)
         fused = torch.cat([cameras.flatten(1), joints, words], dim=-1)
-        trunk = self.trunk(self.fuse(fused))
-        return self.action_head(trunk), self.steps_to_go_head(trunk)
+        return cameras, self.trunk(self.fuse(fused))
+
+    def forward(self, images, joints, instruction, with_grasp: bool = False):
+        """Return (action_logits [B, chunk * 14, bins], stg_logits [B, stg_bins]).
+
+        with_grasp (training) appends the grasp prediction [B, 4] in units of the loss's scale.
+        """
+        cameras, trunk = self.encode(images, joints, instruction)
+        outputs = (self.action_head(trunk), self.steps_to_go_head(trunk))
+        return outputs + (self.grasp_head(cameras.flatten(1)),) if with_grasp else outputs
+
+    def locate_grasps(self, images):
+        """Return the grasp prediction [B, 4] (training units) from the cameras alone."""
+        return self.grasp_head(self.encode_cameras(images).flatten(1))
 
 
 def build_model(config, vocab_size: int, joint_mean, joint_std) -> TwoHeadModel:

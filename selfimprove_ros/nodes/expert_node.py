@@ -40,6 +40,8 @@ class ExpertNode(Node):
         self.state_wall_s = 0.0
         self.answered_ns = None
         self.command_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS, RELIABLE_QOS)
+        self.intended_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS_INTENDED,
+                                                  RELIABLE_QOS)
         self.event_pub = self.create_publisher(String, topics.EPISODE_EVENTS, RELIABLE_QOS)
         self.create_subscription(String, topics.EPISODE_EVENTS, self.on_event, RELIABLE_QOS)
         self.create_subscription(JointState, topics.SIM_STATE, self.on_sim_state, RELIABLE_QOS)
@@ -123,6 +125,8 @@ class ExpertNode(Node):
                                       f'{stamp_ns} ns', throttle_duration_sec=5.0)
         tick = (stamp_ns - self.plan_start_ns) // self.period_ns
         self.answered_ns = stamp_ns
+        # What the expert meant beside what it did: the noise-free plan is Stage 1's clean label.
+        self.intended_pub.publish(joint_state_msg(time_msg(stamp_ns), self.expert.intended(tick)))
         self.command_pub.publish(joint_state_msg(time_msg(stamp_ns), self.expert.act(tick)))
 
 

@@ -19,12 +19,8 @@ import numpy as np
 from selfimprove_ros.core.joints import LOWER_LIMITS, NUM_JOINTS, START_POSE, UPPER_LIMITS
 from selfimprove_ros.sim.aloha_sim import (
     SIM_CONTROL_DT_S, TASKS, joints_from_qpos, task_xml_path)
+from selfimprove_ros.sim.kinematics import ARM_QPOS_ADR as _ARM_ADR, TCP_OFFSET_M as _TCP
 
-# Grasp point in the gripper_link frame [m]: between the finger pads, 2 cm short of the tips
-# (the point that ACT's mocap weld held).
-_TCP = np.array([0.135, 0.0, 0.0])
-# First qpos/dof index of each arm's six hinges in gym-aloha's models.
-_ARM_ADR = {'left': 0, 'right': 8}
 # Resting heights of the object centres [m]: a reset drops them from z=0.05, so the initial
 # qpos may not have settled yet and only its x, y are used.
 _REST_Z = {'box': 0.02, 'peg': 0.01, 'socket': 0.022}
@@ -205,6 +201,7 @@ class ScriptedExpert:
         self.config = config
         self._ik = _ArmIK(config.task)
         self._plan = None
+        self._intended = None
 
     def plan(self, full_qpos, episode_seed: int = 0) -> np.ndarray:
         """Plan the episode from its initial full qpos; return [T, 14] joint targets.
@@ -240,7 +237,10 @@ class ScriptedExpert:
             # A lead beyond the lag the servo can have would only bend fast moves off course.
             cap = np.append(self._ik.lag_cap(side), np.inf)
             plan[:, first:first + 7] = now + np.clip(ahead - now, -cap, cap)
-        plan += self._noise(tick_t, episode_seed) * _ARM
+        # The noise-free plan is what the expert meant; the arm executes the perturbed one, so
+        # labels from the intended plan say how to recover from the drift (DART's idea).
+        self._intended = np.clip(plan, LOWER_LIMITS, UPPER_LIMITS)
+        plan = plan + self._noise(tick_t, episode_seed) * _ARM
         self._plan = np.clip(plan, LOWER_LIMITS, UPPER_LIMITS)
         return self._plan.copy()
 
@@ -265,6 +265,11 @@ class ScriptedExpert:
         if tick < 0:
             raise ValueError(f'tick={tick} must be non-negative')
         return self._plan[min(tick, len(self._plan) - 1)].copy()
+
+    def intended(self, tick: int) -> np.ndarray:
+        """Return the noise-free target for `tick`: what `act` would be without the noise."""
+        self.act(tick)  # the same checks
+        return self._intended[min(tick, len(self._intended) - 1)].copy()
 
     @property
     def episode_ticks(self) -> int:

@@ -24,13 +24,14 @@ class Batch:
     action_mask: torch.Tensor   # bool [B, chunk*14], False past the episode's end
     steps_bins: torch.Tensor    # int64 [B]
     steps: torch.Tensor         # float32 [B] true steps-to-go [ticks], -1 if unknown
+    grasp_target: torch.Tensor  # float32 [B, 4] x, y [m] of each arm's grasp point, NaN = none
     bc_rows: int                # rows [0, bc_rows) train BC; the rest train steps-to-go
 
     def to(self, device):
         """Return the batch on `device`."""
         moved = {name: getattr(self, name).to(device, non_blocking=True)
                  for name in ('images', 'joints', 'instruction', 'action_tokens', 'action_mask',
-                              'steps_bins', 'steps')}
+                              'steps_bins', 'steps', 'grasp_target')}
         return Batch(**moved, bc_rows=self.bc_rows)
 
 
@@ -74,6 +75,7 @@ def collate(samples, indices, codec: ModelCodec, bc_rows: int) -> Batch:
         action_mask=torch.from_numpy(np.repeat(mask, chunks.shape[2], axis=1)),
         steps_bins=torch.from_numpy(codec.steps.encode(np.maximum(steps, 0))),
         steps=torch.from_numpy(steps),
+        grasp_target=torch.from_numpy(np.stack([item['grasp_target'] for item in items])),
         bc_rows=bc_rows)
 
 

@@ -107,9 +107,12 @@ class SftTrainer:
         joints = hide_joints(batch.joints, self.model.joint_mean, self.config.joint_dropout, seed)
         images = shift_images(batch.images, self.config.image_shift_px, seed)
         with self._autocast():
-            action_logits, steps_logits = self.ddp(images, joints, batch.instruction)
-        losses = sft_losses(action_logits, steps_logits, batch, self.steps_values)
+            action_logits, steps_logits, grasp = self.ddp(images, joints, batch.instruction,
+                                                          with_grasp=True)
+        losses = self._losses(action_logits, steps_logits, grasp, batch)
         loss = losses['bc_loss'] + self.config.steps_to_go_weight * losses['steps_loss']
+        if self.config.grasp_target_weight > 0:
+            loss = loss + self.config.grasp_target_weight * losses['grasp_loss']
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:
@@ -122,6 +125,11 @@ class SftTrainer:
         self.compute_s += time.perf_counter() - ready
         return result
 
+    def _losses(self, action_logits, steps_logits, grasp, batch) -> dict:
+        return sft_losses(action_logits, steps_logits, batch, self.steps_values,
+                          self.config.soft_target_sigma_bins, grasp,
+                          self.config.grasp_target_scale_m)
+
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Mean validation metrics over a fixed set of validation batches."""
@@ -132,10 +140,9 @@ class SftTrainer:
         for index in range(self.config.eval_batches):
             batch = sample_batch(samples, sampler, index, self.codec).to(self.ctx.device)
             with self._autocast():
-                action_logits, steps_logits = self.model(batch.images, batch.joints,
-                                                         batch.instruction)
-            for name, value in sft_losses(action_logits, steps_logits, batch,
-                                          self.steps_values).items():
+                outputs = self.model(batch.images, batch.joints, batch.instruction,
+                                     with_grasp=True)
+            for name, value in self._losses(*outputs, batch).items():
                 totals[name] = totals.get(name, 0.0) + value.item() / self.config.eval_batches
         return {f'val_{name}': value for name, value in totals.items()}
 
@@ -236,6 +243,21 @@ def landscape_of_best(run_dir: str, data: SftData, log) -> dict:
     return {k: v for k, v in report.items() if k != 'per_episode'}
 
 
+def localisation_of_last(run_dir: str, data: SftData, log) -> dict:
+    """Check whether the policy (the last checkpoint) locates the object; write the report."""
+    from selfimprove_ros.training.localisation_check import describe, localisation_check
+    state = ckpt.load_checkpoint(ckpt.resolve_checkpoint(run_dir, 'last'))
+    model, _, config = ckpt.restore_model(state)
+    episodes = data.val_episodes or data.train_episodes
+    report = localisation_check(model, episodes, data.train_episodes, config.model.cameras,
+                                config.grasp_target_scale_m)
+    log(describe(report, held_out=bool(data.val_episodes)))
+    os.makedirs(os.path.join(run_dir, 'reports'), exist_ok=True)
+    with open(os.path.join(run_dir, 'reports', 'localisation.json'), 'w') as handle:
+        json.dump(report, handle, indent=1)
+    return report
+
+
 def train_sft(bags, run_dir: str, config: SftConfig, dataset_overrides=None, log=print) -> dict:
     """Load demonstrations from `bags` and run (or resume) SFT into `run_dir`."""
     data = load_sft_data(bags, run_dir, config, dataset_overrides or {}, log)
@@ -243,6 +265,7 @@ def train_sft(bags, run_dir: str, config: SftConfig, dataset_overrides=None, log
     summary = trainer.run()
     if trainer.ctx.is_main:
         summary['value_landscape'] = landscape_of_best(run_dir, data, log)
+        summary['localisation'] = localisation_of_last(run_dir, data, log)
     summary['episodes'] = {'train': len(data.train_episodes), 'val': len(data.val_episodes),
                            'skipped': [list(item) for item in data.skipped]}
     return summary
