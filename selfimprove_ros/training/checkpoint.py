@@ -49,7 +49,7 @@ def restore_model(state: dict):
     from selfimprove_ros.model.two_head_model import TwoHeadModel
     from selfimprove_ros.training.sft_config import SftConfig
     config = SftConfig.from_dict(state['config'])
-    if config.model.encoder == 'resnet18':
+    if config.model.encoder in ('resnet18', 'efficientnet_lite0'):
         # The state dict carries the trained weights; the original .pth need not be here.
         config.model.pretrained_path = ''
     codec = ModelCodec.from_dict(state['codec'], config.model)
