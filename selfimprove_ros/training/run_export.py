@@ -26,11 +26,13 @@ def provenance(**fields) -> dict:
 
 
 def export_run(run_dir: str, out_dir: str, policy: str = 'last',
-               reward: str = 'best_steps_to_go', version: str = '') -> str:
+               reward: str = 'best_steps_to_go', version: str = '',
+               extra_provenance: dict = None) -> str:
     """Export `policy` and `reward` checkpoints of `run_dir` (roles or paths) to `out_dir`.
 
     Either may be '' to leave that graph out. The two must share one codec: they come from the
-    same run, and the robot feeds both the same tensors.
+    same run, and the robot feeds both the same tensors. `extra_provenance` (e.g. the data's
+    seeds and the command that made them) joins the manifest's provenance.
     """
     states = {}
     for role, which in (('policy', policy), ('reward', reward)):
@@ -55,7 +57,8 @@ def export_run(run_dir: str, out_dir: str, policy: str = 'last',
                    'best': state.get('best', {})}
             for role, (path, state) in states.items()},
             sft_config=next(iter(states.values()))[1]['config'],
-            dataset_config=next(iter(states.values()))[1].get('dataset_config', {})),
+            dataset_config=next(iter(states.values()))[1].get('dataset_config', {}),
+            **(extra_provenance or {})),
     }
     return export_model_dir(out_dir, codec, manifest,
                             policy=models['policy'][0] if 'policy' in models else None,
