@@ -4,7 +4,7 @@ STAMP := $(VENV)/.setup-done
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench models clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,10 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/python -m pytest -q test/test_lint.py
+
+# Rebuild the shipped Stage-1 models (models/<task>/) from scripted demonstrations (~20 min).
+models: setup
+	$(VENV)/bin/selfimprove models $(ARGS)
 
 bench: setup
 	$(VENV)/bin/python -m benchmarks.run $(ARGS)

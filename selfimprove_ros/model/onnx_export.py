@@ -6,8 +6,11 @@ float32 [B, bins] and steps_to_go float32 [B] (the expectation d(o, g) [control 
 preprocessing is inside the graphs, so the runtime only resizes frames and tokenises the goal.
 """
 
+import contextlib
+import logging
 import os
 import tempfile
+import warnings
 
 import numpy as np
 import torch
@@ -80,12 +83,34 @@ def signature(codec: ModelCodec) -> dict:
     }
 
 
+@contextlib.contextmanager
+def quiet_exporter():
+    """Silence the exporter's notices about torch itself, which bury the export's summary.
+
+    Each export logs that torchvision (deliberately not installed) is absent, and trips a
+    deprecation and a dynamic-axis note inside torch; none says anything about this model.
+    Errors still raise, and other warnings still show.
+    """
+    logger = logging.getLogger('torch.onnx._internal.exporter._registration')
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', r'.*isinstance\(treespec, LeafSpec\)',
+                                    FutureWarning)
+            warnings.filterwarnings('ignore', r'# The axis name: .* will not be used',
+                                    UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_graph(graph: nn.Module, codec: ModelCodec, path: str, output_names) -> float:
     """Export `graph` to a single-file ONNX at `path`; return the max |ORT - torch| error."""
     graph = graph.eval().cpu()
     inputs = tuple(torch.from_numpy(array) for array in example_inputs(codec))
     batch = torch.export.Dim('batch', min=1, max=256)
-    with torch.no_grad():
+    with torch.no_grad(), quiet_exporter():
         torch.onnx.export(graph, inputs, path, dynamo=True, external_data=False,
                           input_names=list(INPUT_NAMES), output_names=list(output_names),
                           dynamic_shapes=tuple({0: batch} for _ in INPUT_NAMES), verbose=False)
