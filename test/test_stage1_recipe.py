@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from selfimprove_ros.core.joints import GRIPPER_INDICES
-from selfimprove_ros.data.grasp_target import closing_tick, grasp_target
+from selfimprove_ros.data.grasp_target import closing_tick, grasp_target, visible_target
 from selfimprove_ros.data.sft_samples import SftSamples
 from selfimprove_ros.sim.expert import ExpertConfig, ScriptedExpert
 from selfimprove_ros.training.localisation_check import localisation_check
@@ -55,7 +55,8 @@ def test_grasp_target_of_a_simulated_demonstration_lies_on_the_cube():
             joints.append(sim.joint_positions())
             actions.append(expert.intended(tick))
             sim.step(expert.act(tick))
-        target = grasp_target(np.array(joints), np.array(actions))
+        target, ticks = grasp_target(np.array(joints), np.array(actions))
+        assert 0 < ticks[1] < ticks[0]  # the right arm grasps first, the left takes over
         # The right arm grasps the cube; the left takes it over where the hand-over happens.
         assert np.abs(target[2:] - cube_xy).max() < 0.01
         assert np.abs(target[:2] - [0.05, 0.5]).max() < 0.01
@@ -67,9 +68,16 @@ def test_an_arm_that_never_closes_has_no_grasp_target():
             return np.array([1.0, 2.0, 3.0]) if side == 'left' else np.array([4.0, 5.0, 6.0])
     actions = np.zeros((5, 14))
     actions[:, 6] = [0.1, 1.0, 1.0, 0.0, 0.0]   # the left gripper closes at tick 3
-    target = grasp_target(np.zeros((5, 14)), actions, kinematics=Flat())
+    target, ticks = grasp_target(np.zeros((5, 14)), actions, kinematics=Flat())
     np.testing.assert_array_equal(target[:2], [1.0, 2.0])
-    assert np.isnan(target[2:]).all()
+    assert np.isnan(target[2:]).all() and list(ticks) == [3, -1]
+
+
+def test_the_target_is_asked_for_only_until_that_arm_grasps():
+    target = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
+    np.testing.assert_array_equal(visible_target(target, [5, 2], 2), target)
+    np.testing.assert_array_equal(visible_target(target, [5, 2], 3), [1.0, 2.0, np.nan, np.nan])
+    assert np.isnan(visible_target(target, [5, 2], 6)).all()
 
 
 def test_soft_targets_match_a_hand_worked_example():
@@ -112,6 +120,7 @@ def located_episode(index, shuffled_from=None, height=24, width=32):
     own_row, own_col = own.integers(2, height - 6), own.integers(2, width - 6)
     episode.grasp_target = np.array([0.05, 0.5, own_col / width * 0.2,
                                      0.4 + own_row / height * 0.2], dtype=np.float32)
+    episode.grasp_ticks = np.array([episode.length, episode.length])  # visible throughout
     episode.extra['cube_px'] = (row, col)
     return episode
 

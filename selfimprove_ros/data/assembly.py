@@ -77,6 +77,7 @@ def build_episode(streams, config) -> Episode:
     elif meta['outcome'] == 'success' and success is None:
         success = len(aligned.tick_ns) - 1
     tokens, versions = tokens_per_tick(streams.tokens, aligned.tick_ns, period)
+    target, closing_ticks = grasp_target(joints, actions)
     extra = dict(meta.get('extra') or {})
     extra.update({'outcome_cause': meta.get('outcome_cause', ''), 'seed': meta.get('seed'),
                   'action_source': source, 'control_period_s': config.control_period_s,
@@ -89,4 +90,4 @@ def build_episode(streams, config) -> Episode:
         images={cam: streams.frames[cam][aligned.indices[cam]] for cam in config.cameras},
         success_tick=success, sim_success=sim_success, action_tokens=tokens,
         token_versions=versions, dropped_ticks=aligned.dropped_ticks,
-        grasp_target=grasp_target(joints, actions), extra=extra)
+        grasp_target=target, grasp_ticks=closing_ticks, extra=extra)

@@ -33,8 +33,10 @@ class Episode:
     token_versions: Optional[list] = None  # [T] policy version that chose each tick's tokens
     dropped_ticks: list = field(default_factory=list)  # ticks that could not be filled
     # [4] float32 x, y [m] of the left and right grasp points (NaN: that gripper never closed),
-    # the auxiliary target of Stage 1 (data/grasp_target.py); None: not computed.
+    # the auxiliary target of Stage 1, and [2] int64 the ticks at which the grippers closed (-1:
+    # never); see data/grasp_target.py. None: not computed.
     grasp_target: Optional[np.ndarray] = None
+    grasp_ticks: Optional[np.ndarray] = None
     extra: dict = field(default_factory=dict)  # free-form metadata from the episode
 
     @property

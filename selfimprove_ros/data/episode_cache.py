@@ -19,12 +19,12 @@ import numpy as np
 from .episode import Episode
 
 # 2: an outcome `success` the simulator denies no longer gets a success tick.
-# 3: grasp_target; intended commands are the default action labels.
-CACHE_VERSION = 3
+# 3: grasp_target; intended commands are the default action labels. 4: grasp_ticks.
+CACHE_VERSION = 4
 META_FILE = 'meta.json'
 _SCALARS = ('episode_id', 'robot', 'task', 'instruction', 'policy_version', 'outcome',
             'success_tick', 'sim_success', 'token_versions', 'dropped_ticks', 'extra')
-_ARRAYS = ('tick_ns', 'joints', 'actions', 'action_tokens', 'grasp_target')
+_ARRAYS = ('tick_ns', 'joints', 'actions', 'action_tokens', 'grasp_target', 'grasp_ticks')
 
 
 def bag_fingerprint(bag_dir) -> list:

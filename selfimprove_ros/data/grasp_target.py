@@ -35,11 +35,13 @@ def closing_tick(gripper_commands) -> int:
     return int(ticks[0]) + 1 if len(ticks) else -1
 
 
-def grasp_target(joints, actions, kinematics=None) -> np.ndarray:
-    """Return float32 [4]: (x, y) [m, world] of the left and right grasp points, NaN if none.
+def grasp_target(joints, actions, kinematics=None):
+    """Return (target float32 [4], closing ticks int64 [2]) of the left and right arm.
 
+    target holds (x, y) [m, world] of each arm's grasp point, NaN if it never closes (tick -1).
     `joints` [T, 14] are the measured positions, `actions` [T, 14] the commands (the label
-    source of the episode) in contract order. An arm whose gripper never closes has no target.
+    source of the episode) in contract order. Until its closing tick the object still lies where
+    the arm will grasp it, so only those ticks' images can show the target (`visible_target`).
     """
     joints = np.asarray(joints, dtype=np.float64)
     actions = np.asarray(actions, dtype=np.float64)
@@ -50,9 +52,23 @@ def grasp_target(joints, actions, kinematics=None) -> np.ndarray:
         from selfimprove_ros.sim.kinematics import shared_kinematics
         kinematics = shared_kinematics()
     target = np.full(TARGET_SIZE, np.nan, dtype=np.float32)
+    ticks = np.full(len(SIDES), -1, dtype=np.int64)
     for number, (side, gripper) in enumerate(zip(SIDES, GRIPPER_INDICES)):
-        tick = closing_tick(actions[:, gripper])
+        ticks[number] = tick = closing_tick(actions[:, gripper])
         if tick >= 0:
             point = kinematics.grasp_point(side, joints[tick, ARM_JOINTS[side]])
             target[2 * number:2 * number + 2] = point[:2]
-    return target
+    return target, ticks
+
+
+def visible_target(target, closing_ticks, tick: int) -> np.ndarray:
+    """Return `target` [4] with NaN for each arm that has already grasped at `tick`.
+
+    After the grasp the object moves with the gripper: the picture no longer shows where the
+    grasp happened, so asking for it there would only teach the mean.
+    """
+    out = np.array(target, dtype=np.float32)
+    for number, closes in enumerate(np.asarray(closing_ticks).reshape(-1)):
+        if tick > closes:
+            out[2 * number:2 * number + 2] = np.nan
+    return out

@@ -3,7 +3,7 @@
 import numpy as np
 from torch.utils.data import Dataset
 
-from .grasp_target import TARGET_SIZE
+from .grasp_target import TARGET_SIZE, visible_target
 from .labels import grid_indices, steps_to_go
 
 
@@ -37,7 +37,8 @@ class SftSamples(Dataset):
     `cameras`, default the first episode's), joints float32 [14], action_chunk float32
     [chunk_length, 14] with action_mask bool [chunk_length], steps_to_go float32 [ticks]
     (-1 = unknown), has_bc bool, grasp_target float32 [4] (x, y [m] of each arm's grasp
-    point, NaN = none; see `grasp_target`), instruction str, episode and tick indices. Only
+    point, NaN = none or already grasped; see `grasp_target`), instruction str, episode and
+    tick indices. Only
     ticks with a
     behaviour-cloning or a steps-to-go label are samples. Behaviour cloning uses episodes with
     outcome 'success' only (see `episode_loader`), and never one the simulator says failed
@@ -90,10 +91,10 @@ class SftSamples(Dataset):
                 has_bc[keep])
 
     @staticmethod
-    def _grasp_target(episode):
-        if episode.grasp_target is None:
+    def _grasp_target(episode, tick: int):
+        if episode.grasp_target is None or episode.grasp_ticks is None:
             return np.full(TARGET_SIZE, np.nan, dtype=np.float32)
-        return np.asarray(episode.grasp_target, dtype=np.float32)
+        return visible_target(episode.grasp_target, episode.grasp_ticks, tick)
 
     def __len__(self):
         """Return the number of samples."""
@@ -110,7 +111,7 @@ class SftSamples(Dataset):
             'action_mask': self.action_masks[item],
             'steps_to_go': self.steps_labels[item],
             'has_bc': self.bc_labelled[item],
-            'grasp_target': self._grasp_target(episode),
+            'grasp_target': self._grasp_target(episode, tick),
             'instruction': episode.instruction,
             'episode_index': number,
             'tick': tick,
