@@ -10,6 +10,8 @@ successes makes practice optimise its error.
 import json
 import os
 
+from selfimprove_ros.core.success_detection import SuccessConfig
+
 HELP = ('replay a reward model\'s success detector over sim episode bags and report its false '
         'positives and recall against the simulator (or recorded verdicts)')
 
@@ -19,9 +21,10 @@ def add_arguments(parser):
     parser.add_argument('bags', nargs='+', help='bag directories, or directories holding bags')
     parser.add_argument('--reward-model', required=True,
                         help='model directory with reward.onnx (the frozen Stage-1 model)')
-    parser.add_argument('--threshold-steps', type=float, default=2.0,
+    parser.add_argument('--threshold-steps', type=float,
+                        default=SuccessConfig.threshold_steps,
                         help='success when d <= this many control ticks (as success_detector)')
-    parser.add_argument('--consecutive', type=int, default=2,
+    parser.add_argument('--consecutive', type=int, default=SuccessConfig.consecutive,
                         help='...for this many ticks in a row')
     parser.add_argument('--control-period-s', type=float, default=0.1,
                         help='control tick [s] the bags are aligned to')
@@ -30,7 +33,6 @@ def add_arguments(parser):
 
 def run(args) -> int:
     """Audit every bag; print a table by policy version; exit 1 if no bag could be audited."""
-    from selfimprove_ros.core.success_detection import SuccessConfig
     from selfimprove_ros.core.topics import CAMERA_NAMES
     from selfimprove_ros.data.bag_streams import BadBag
     from selfimprove_ros.data.episode_loader import find_bags, load_episode
