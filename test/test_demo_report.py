@@ -24,3 +24,10 @@ def test_the_demo_report_tables_plots_and_judges_every_version(tmp_path, capsys)
     assert os.path.getsize(tmp_path / 'version_history.png') > 1000
     saved = json.loads((tmp_path / 'version_history.json').read_text())
     assert 'it2' in json.dumps(saved) and 'stage1' in json.dumps(saved)
+
+
+def test_the_demo_says_plainly_whether_the_gain_is_significant():
+    from selfimprove_ros.cli.demo import gain_verdict
+    assert 'a significant gain' in gain_verdict(_row('stage1', 5, 20, 5), _row('it3', 15, 20, 15))
+    assert 'NOT significant' in gain_verdict(_row('stage1', 12, 20, 5), _row('it3', 14, 20, 15))
+    assert 'NO gain' in gain_verdict(_row('stage1', 12, 20, 5), _row('it3', 12, 20, 15))

@@ -1,34 +1,33 @@
-"""`selfimprove demo`: the whole story in sim, as a newcomer would see it.
+"""`selfimprove demo`: a robot getting better in sim, as a newcomer would see it.
 
-1. scripted demonstrations (with injected noise) through the node graph -> episode bags
-2. Stage 1: SFT of the two-headed model, value landscape on held-out demonstrations, export
-3. baseline: greedy evaluation of the Stage-1 policy
-4. the reward model: the Stage-1 model, as the paper does; with `--teach-failure`, Stage 1
-   again on the demonstrations plus the baseline's episodes the simulator says failed
-   (`dataset.failed_steps_to_go`). At K = 100 with ~120 failures that stopped the detector
-   calling failures successes (docs/sample_efficiency.md); at the demo's size (12
-   demonstrations, 6 failures) it is no reliable fix (one run: 0/6 false detections, another:
-   5-6/6 after one practice iteration), so it is not the default.
-5. Stage 2: practice iterations through the running graph (policy, reward scorer, success
+By default the demo starts from the shipped Stage-1 model (models/<task>/, made by
+`make models`, provenance in its manifest):
+1. the Stage-1 model: where it came from, and whether it locates the object
+2. baseline: greedy evaluation of the Stage-1 policy through the node graph
+3. the reward model: the shipped one, trained on the demonstrations and on the failures of
+   the Stage-1 policy's own rollouts (cli/models.py says why)
+4. Stage 2: practice iterations through the running graph (policy, reward scorer, success
    detector, episode manager, recorder), REINFORCE on the on-policy bags, a greedy evaluation
    of every new version
-6. a report: tables in the terminal, plots and bags on disk
+5. a report: simulator and detector success per version with intervals, the stopping rule's
+   verdict, a one-sided test of the last version against the baseline, plots and bags on disk
+`--from-scratch` first builds Stage 1 as `make models` does: scripted demonstrations (with
+injected noise and their clean labels) through the node graph, SFT, rollouts, SFT again.
 """
 
 import json
 import os
 import time
 
-from selfimprove_ros.cli import collect
 from selfimprove_ros.cli.evaluate import evaluate, run_graph_until_labelled
 from selfimprove_ros.training.stopping_rule import history_table
 
-HELP = 'run the simulated story: demonstrations, SFT, evaluation, practice, report'
+HELP = 'run the simulated story: Stage-1 model, baseline, practice, a better robot, report'
 
-SIZES = {  # default (about 15 min on a 2-core CPU) and --full
-    False: {'demos': 12, 'sft_steps': 1200, 'eval_episodes': 6, 'iterations': 3,
+SIZES = {  # default (at most about 15 min on a 2-core CPU) and --full
+    False: {'demos': 100, 'rollouts': 100, 'eval_episodes': 20, 'iterations': 3,
             'updates': 8, 'batch': 32},
-    True: {'demos': 50, 'sft_steps': 20000, 'eval_episodes': 30, 'iterations': 10,
+    True: {'demos': 100, 'rollouts': 100, 'eval_episodes': 100, 'iterations': 10,
            'updates': 16, 'batch': 64},
 }
 
@@ -36,60 +35,53 @@ SIZES = {  # default (about 15 min on a 2-core CPU) and --full
 def add_arguments(parser):
     """Arguments of `demo`."""
     parser.add_argument('--out', default='runs/demo', help='where everything goes')
-    parser.add_argument('--task', default='transfer_cube', choices=('transfer_cube', 'insertion'))
+    parser.add_argument('--task', default='transfer_cube', choices=('transfer_cube',),
+                        help='the task of the shipped models')
+    parser.add_argument('--models', default='models',
+                        help='directory of the shipped Stage-1 models (make models)')
+    parser.add_argument('--from-scratch', action='store_true',
+                        help='build Stage 1 first, as make models does (about 40 more '
+                        'minutes), instead of starting from the shipped model')
     parser.add_argument('--full', action='store_true',
-                        help='the long version (hours on a CPU): more demonstrations, SFT '
-                        'steps, evaluation episodes and iterations')
-    parser.add_argument('--noise-std', type=float, default=0.01,
-                        help='expert noise [rad]: imperfect demonstrations keep BC below 100%%')
+                        help='the long version: 100 evaluation episodes per version and more, '
+                        'larger practice iterations')
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
-    parser.add_argument('--teach-failure', action='store_true',
-                        help='score practice with a reward model trained on the demonstrations '
-                        'and the baseline\'s failed episodes, instead of the Stage-1 model (the '
-                        'paper)')
 
 
-STAGES = 6
+class Stages:
+    """Numbered stage banners: '== 2/5 baseline ...'."""
 
+    def __init__(self, total: int):
+        self.total, self.number = total, 0
 
-def stage(number: int, text: str):
-    """Print a stage banner."""
-    print(f'\n== {number}/{STAGES} {text}', flush=True)
+    def __call__(self, text: str):
+        """Print the next stage's banner."""
+        self.number += 1
+        print(f'\n== {self.number}/{self.total} {text}', flush=True)
 
 
 def run(args) -> int:
-    """Run the six stages and print the report."""
-    from selfimprove_ros.model.model_config import ModelConfig
+    """Run the stages and print the report."""
     size = SIZES[args.full]
     out = os.path.abspath(os.path.join(args.out, args.task))
     started = time.monotonic()
-    stage(1, f'{size["demos"]} scripted demonstrations of {args.task} (noise '
-             f'{args.noise_std} rad) through the node graph')
-    demos = os.path.join(out, 'demonstrations')
-    missing = size['demos'] - count_bags(demos)
-    if missing > 0:  # a rerun into the same --out continues instead of doubling the data
-        collect.run(collect.build_namespace(task=args.task, episodes=missing, out=demos,
-                                            noise_std=args.noise_std, cameras=['cam_high'],
-                                            seed=size['demos'] - missing))
-    stage(2, f'Stage 1: SFT ({size["sft_steps"]} steps), value landscape, export')
-    stage1 = train_stage1([demos], out, size['sft_steps'])
-    stage(3, f'baseline: {size["eval_episodes"]} greedy episodes of the Stage-1 policy')
-    history = [evaluation(stage1, stage1, args, out, size, 'stage1')]
-    reward = stage1
-    if not args.teach_failure:
-        stage(4, 'reward model: the Stage-1 model, trained on demonstrations only (the paper)')
+    stage = Stages(6 if args.from_scratch else 5)
+    if args.from_scratch:
+        stage(f'Stage 1 from scratch, as make models: {size["demos"]} scripted demonstrations, '
+              f'SFT, {size["rollouts"]} rollouts whose failures teach the reward model, SFT '
+              'again')
+        stage1, checkpoint = build_from_scratch(args.task, out, size)
     else:
-        stage(4, 'reward model: Stage 1 again, on the demonstrations plus the baseline\'s '
-                 'failed episodes')
-        reward = train_stage1([demos, os.path.join(out, 'eval', 'stage1', 'bags')], out,
-                              size['sft_steps'], name='reward',
-                              # Every tick of a failure: "not within the horizon".
-                              dataset={'include_failed': True,
-                                       'failed_steps_to_go': ModelConfig().steps_to_go_max})
-    stage(5, f'Stage 2: {size["iterations"]} practice iterations')
-    results, improve_run = practice(stage1, reward, args, out, size)
+        stage1, checkpoint = shipped_model(args)
+    stage(f'the Stage-1 model {stage1}')
+    describe_model(stage1)
+    stage(f'baseline: {size["eval_episodes"]} greedy episodes of the Stage-1 policy')
+    history = [evaluation(stage1, stage1, args, out, size, 'stage1')]
+    stage(f'Stage 2: {size["iterations"]} practice iterations, scored by the Stage-1 reward '
+          'model')
+    results, improve_run = practice(stage1, checkpoint, stage1, args, out, size)
     history += results
-    stage(6, 'report')
+    stage('report')
     report(history, out, time.monotonic() - started)
     judge(history, out, size['eval_episodes'])
     print('\npractice episodes per version (sampled; detected by the reward model that scored '
@@ -98,34 +90,45 @@ def run(args) -> int:
     return 0
 
 
-def count_bags(directory: str) -> int:
-    """Return how many finished bags (with metadata.yaml) `directory` holds."""
-    if not os.path.isdir(directory):
-        return 0
-    return sum(os.path.exists(os.path.join(directory, name, 'metadata.yaml'))
-               for name in os.listdir(directory))
-
-
-def train_stage1(bags: list, out: str, steps: int, name: str = 'stage1',
-                 dataset: dict = None) -> str:
-    """Train SFT on `bags` and export; return the model directory `out`/models/`name`."""
+def build_from_scratch(task: str, out: str, size: dict):
+    """Build Stage 1 in `out` as `make models` does; return (model dir, policy checkpoint)."""
+    from selfimprove_ros.cli.models import build_stage1
+    from selfimprove_ros.training.checkpoint import resolve_checkpoint
     from selfimprove_ros.training.run_export import export_run
-    from selfimprove_ros.training.sft_config import SftConfig
-    from selfimprove_ros.training.sft_trainer import train_sft
-    run_dir = os.path.join(out, 'sft' if name == 'stage1' else f'sft_{name}')
-    # One torch thread: on a 2-core machine two spinning OpenMP threads against any other
-    # busy process (a node graph, a browser) run many times slower than one.
-    config = SftConfig(steps=steps, batch_size=32, eval_every=max(100, steps // 6),
-                       checkpoint_every=max(100, steps // 6), torch_threads=1)
-    summary = train_sft(bags, run_dir, config, {'val_fraction': 0.2, **(dataset or {})})
-    landscape = summary.get('value_landscape', {})
-    print(f'SFT: BC accuracy {summary.get("val_bc_accuracy", float("nan")):.2f}, steps-to-go '
-          f'MAE {summary.get("val_steps_mae", float("nan")):.1f} ticks; value landscape '
-          f'Spearman {landscape.get("spearman", float("nan")):.3f} -> {landscape.get("plot")}')
-    model_dir = os.path.join(out, 'models', name)
+    run_dir, provenance = build_stage1(task, out, size['demos'], size['rollouts'])
+    model_dir = os.path.join(out, 'models', 'stage1')
     if not os.path.exists(model_dir):
-        export_run(run_dir, model_dir)
-    return model_dir
+        export_run(run_dir, model_dir, version=f'{task}-stage1', extra_provenance=provenance)
+    return model_dir, resolve_checkpoint(run_dir, 'last')
+
+
+def shipped_model(args):
+    """Return (model dir, policy checkpoint) of the shipped Stage-1 model; say how to get it."""
+    model_dir = os.path.abspath(os.path.join(args.models, args.task))
+    checkpoint = os.path.join(model_dir, 'policy.pt')
+    for path in (os.path.join(model_dir, 'manifest.json'), checkpoint):
+        if not os.path.exists(path):
+            raise ValueError(f'{path} is missing: the demo starts from the shipped Stage-1 '
+                             'model; run `make models` to rebuild it, or add --from-scratch')
+    return model_dir, checkpoint
+
+
+def describe_model(model_dir: str):
+    """Print a model's version, its data and its localisation check."""
+    from selfimprove_ros.model.manifest import read_manifest
+    manifest = read_manifest(model_dir)
+    provenance = manifest.get('provenance', {})
+    demos = provenance.get('demonstrations')
+    print(f'version {manifest["version"]}, encoder {manifest["model_config"]["encoder"]}')
+    if demos:
+        print(f'trained on {demos["episodes_used"]["train"]} scripted demonstrations of '
+              f'{demos["task"]} (simulator seeds {demos["simulator_seeds"][0]}..'
+              f'{demos["simulator_seeds"][1]}, noise {demos["noise_std_rad"]} rad); '
+              f'rebuilt by: {provenance.get("command", "make models")}')
+    check = provenance.get('localisation')
+    if check and check.get('known'):
+        print(f'locates the object on held-out first frames to {check["error_cm"]:.2f} cm per '
+              f'axis (a blind guess: {check["blind_error_cm"]:.2f} cm)')
 
 
 def evaluation(model_dir: str, reward_dir: str, args, out: str, size: dict, name: str) -> dict:
@@ -136,7 +139,7 @@ def evaluation(model_dir: str, reward_dir: str, args, out: str, size: dict, name
     return {'name': name, 'model_dir': model_dir, **result}
 
 
-def practice(stage1: str, reward: str, args, out: str, size: dict):
+def practice(stage1: str, checkpoint: str, reward: str, args, out: str, size: dict):
     """Alternate practising (at temperature 1, recorded, labelled) with REINFORCE iterations.
 
     Return the greedy evaluation of every new version and the ImproveRun.
@@ -146,7 +149,7 @@ def practice(stage1: str, reward: str, args, out: str, size: dict):
     from selfimprove_ros.training.reinforce_config import ReinforceConfig
     config = ReinforceConfig(updates_per_iteration=size['updates'], batch_size=size['batch'],
                              torch_threads=1)
-    run = ImproveRun(os.path.join(out, 'improve'), config, stage1)
+    run = ImproveRun(os.path.join(out, 'improve'), config, stage1, checkpoint=checkpoint)
     bags = os.path.join(out, 'practice')
     results = []
     for iteration in range(1, size['iterations'] + 1):
@@ -207,7 +210,29 @@ def judge(history: list, out: str, min_episodes: int):
     plot = plot_history(versions, os.path.join(out, 'version_history.png'), config)
     versions.save(os.path.join(out, 'version_history.json'))
     print(f'stopping rule on the last version: {decide(versions, parent, config).reason}')
+    print(gain_verdict(history[0], history[-1]))
     print(f'plot {plot}')
+
+
+def gain_verdict(baseline: dict, last: dict) -> str:
+    """Return one plain line: whether the last version beat the baseline in sim, significantly."""
+    from selfimprove_ros.training.episode_report import rate
+    from selfimprove_ros.training.stopping_rule import drop_p_value
+    before, after = (rate(sum(e['sim_success'] is True for e in row['episodes']),
+                          sum(e['sim_success'] is not None for e in row['episodes']))
+                     for row in (baseline, last))
+    if not before['trials'] or not after['trials']:
+        return 'no simulator verdicts to compare'
+    # P(the last version does at least this much better than the baseline by chance alone).
+    p = drop_p_value(after['successes'], after['trials'], before['successes'], before['trials'])
+    change = (f'{last["version"]} against the baseline, simulator success: '
+              f'{before["describe"]} -> {after["describe"]}; one-sided Fisher exact p = {p:.3f}')
+    if after['rate'] <= before['rate']:
+        return change + ': NO gain in this run'
+    if p < 0.05:
+        return change + ': a significant gain'
+    return (change + ': higher, but NOT significant at 0.05 with this many episodes (more '
+            'evaluation episodes: --full)')
 
 
 def report(history: list, out: str, elapsed_s: float):

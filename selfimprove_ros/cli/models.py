@@ -1,19 +1,29 @@
 """`selfimprove models`: rebuild the shipped Stage-1 models (models/<task>/) from scratch.
 
-Scripted demonstrations through the node graph (noise 0.01 rad, simulator seeds 0..N-1), SFT
-with config/sft.yaml (the recipe that makes the policy look), export with the data's seeds and
-the settings in the manifest's provenance, and policy.pt (weights, config and codec without the
-optimizer), which Stage 2 trains from. Every phase resumes from `--work`. `make models` runs
-it; `make demo` starts from what it writes.
+1. scripted demonstrations through the node graph (noise 0.01 rad with the clean labels
+   recorded beside, simulator seeds 0..N-1)
+2. SFT on them with config/sft.yaml (the recipe that makes the policy look)
+3. practice-like rollouts of that policy (temperature 1, seeds 20000..) through the runtime
+   graph; the simulator marks the failures, among them the episodes the detector wrongly ended
+4. SFT again on the demonstrations plus those failures, every tick of a failure labelled "not
+   within the horizon" (`dataset.failed_steps_to_go`): a reward model trained on
+   demonstrations alone calls the arms' hand-over pose a success whether or not the cube is in
+   the gripper (docs/sample_efficiency.md). The failures teach only steps-to-go; behaviour
+   cloning still sees the demonstrations alone.
+5. export of the second run, with the data's seeds and the settings in the manifest's
+   provenance, and policy.pt (weights, config and codec, no optimizer) that Stage 2 trains from
+
+Every phase resumes from `--work`. `make models` runs it; `make demo` starts from what it writes,
+and `make demo ARGS=--from-scratch` runs the same steps first.
 """
 
 import os
 
 from selfimprove_ros.cli import collect
-from selfimprove_ros.cli.demo import count_bags
 
 HELP = 'rebuild the shipped Stage-1 policy and reward model (models/<task>/) from scratch'
 DEMO_NOISE_STD = 0.01  # [rad]: imperfect demonstrations, with their clean labels recorded
+ROLLOUT_SEED = 20_000  # first simulator seed of the rollouts (demonstrations use 0..)
 
 
 def add_arguments(parser):
@@ -22,46 +32,106 @@ def add_arguments(parser):
                         help='task of the shipped models')
     parser.add_argument('--out', default='models', help='the models/ directory to write into')
     parser.add_argument('--work', default='runs/models',
-                        help='demonstrations and the SFT run (kept, so a rerun resumes)')
+                        help='demonstrations, rollouts and SFT runs (kept: a rerun resumes)')
     parser.add_argument('--demos', type=int, default=100,
                         help='demonstrations (simulator seeds 0..N-1)')
+    parser.add_argument('--rollouts', type=int, default=100,
+                        help='rollouts whose failures teach the reward model; 0 = the paper\'s '
+                        'reward model, trained on demonstrations alone')
     parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
                         help='SFT overrides on config/sft.yaml, e.g. sft.steps=3000')
 
 
 def run(args) -> int:
-    """Collect, train and export; print where the models are."""
-    from selfimprove_ros.cli.train import load_settings
-    from selfimprove_ros.graph.description import config_path
+    """Build the models in --work and publish them as --out/<task>."""
     from selfimprove_ros.training.run_export import export_run
-    from selfimprove_ros.training.sft_config import SftConfig
-    from selfimprove_ros.training.sft_trainer import train_sft
-    if args.demos < 2:
-        raise ValueError(f'--demos must be >= 2 (one validates), got {args.demos}')
-    settings = load_settings(config_path('sft.yaml'), args.overrides)
-    config = SftConfig.from_dict({**settings.get('sft', {}), 'torch_threads': 1})
-    demos = os.path.abspath(os.path.join(args.work, 'demonstrations'))
-    done = count_bags(demos)
-    if done < args.demos:  # seeds continue where an interrupted run stopped
-        collect.run(collect.build_namespace(task=args.task, episodes=args.demos - done,
-                                            out=demos, noise_std=DEMO_NOISE_STD,
-                                            cameras=list(config.model.cameras), seed=done))
-    run_dir = os.path.join(args.work, 'sft')
-    summary = train_sft([demos], run_dir, config, settings.get('dataset', {}))
     model_dir = os.path.join(args.out, args.task)
     if os.path.exists(model_dir):
         raise ValueError(f'{model_dir} exists; move it away to rebuild the shipped models')
-    export_run(run_dir, model_dir, version=f'{args.task}-stage1', extra_provenance={
-        'command': f'selfimprove models --task {args.task} --demos {args.demos} --set '
-                   + ' '.join(args.overrides),
-        'demonstrations': {'task': args.task, 'simulator_seeds': [0, args.demos - 1],
-                           'noise_std_rad': DEMO_NOISE_STD, 'expert': 'sim/expert.py',
-                           'episodes_used': summary['episodes']},
-        'localisation': summary.get('localisation')})
+    run_dir, provenance = build_stage1(args.task, args.work, args.demos, args.rollouts,
+                                       args.overrides)
+    export_run(run_dir, model_dir, version=f'{args.task}-stage1', extra_provenance=provenance)
     ship_checkpoint(run_dir, os.path.join(model_dir, 'policy.pt'))
     print(f'models in {os.path.abspath(model_dir)}: policy.onnx, reward.onnx, manifest.json, '
           'policy.pt')
     return 0
+
+
+def build_stage1(task: str, work: str, demos: int, rollouts: int, overrides=()):
+    """Run steps 1-4 in `work`; return (the final SFT run dir, provenance for its export)."""
+    from selfimprove_ros.cli.train import load_settings
+    from selfimprove_ros.graph.description import config_path
+    from selfimprove_ros.training.sft_config import SftConfig
+    if demos < 2:
+        raise ValueError(f'--demos must be >= 2 (one validates), got {demos}')
+    if rollouts < 0:
+        raise ValueError(f'--rollouts must be >= 0, got {rollouts}')
+    settings = load_settings(config_path('sft.yaml'), overrides)
+    # One torch thread: the node graph of the rollouts needs the other core.
+    config = SftConfig.from_dict({**settings.get('sft', {}), 'torch_threads': 1})
+    dataset = settings.get('dataset', {})
+    bags = collect_demonstrations(task, os.path.join(work, 'demonstrations'), demos,
+                                  list(config.model.cameras))
+    provenance = {
+        'command': f'selfimprove models --task {task} --demos {demos} --rollouts {rollouts}'
+                   + (' --set ' + ' '.join(overrides) if overrides else ''),
+        'demonstrations': {'task': task, 'simulator_seeds': [0, demos - 1],
+                           'noise_std_rad': DEMO_NOISE_STD, 'expert': 'sim/expert.py'}}
+    summary, run_dir = train(bags, os.path.join(work, 'sft_demos'), config, dataset)
+    if rollouts:
+        failures = failed_rollouts(run_dir, task, os.path.join(work, 'rollouts'), rollouts)
+        provenance['rollouts'] = {'simulator_seeds': [ROLLOUT_SEED, ROLLOUT_SEED + rollouts - 1],
+                                  'temperature': 1.0, 'failures_used': len(failures)}
+        summary, run_dir = train([bags, *failures], os.path.join(work, 'sft'), config,
+                                 {**dataset, 'include_failed': True,
+                                  'failed_steps_to_go': config.model.steps_to_go_max})
+    provenance['demonstrations']['episodes_used'] = summary['episodes']
+    provenance['localisation'] = summary.get('localisation')
+    return run_dir, provenance
+
+
+def collect_demonstrations(task: str, folder: str, count: int, cameras) -> str:
+    """Record the demonstrations not recorded yet (seeds continue where a run stopped)."""
+    folder = os.path.abspath(folder)
+    done = count_bags(folder)
+    if done < count:
+        collect.run(collect.build_namespace(task=task, episodes=count - done, out=folder,
+                                            noise_std=DEMO_NOISE_STD, cameras=cameras,
+                                            seed=done))
+    return folder
+
+
+def count_bags(directory: str) -> int:
+    """Return how many finished bags (with metadata.yaml) `directory` holds."""
+    if not os.path.isdir(directory):
+        return 0
+    return sum(os.path.exists(os.path.join(directory, name, 'metadata.yaml'))
+               for name in os.listdir(directory))
+
+
+def train(bags, run_dir: str, config, dataset: dict):
+    """Run (or resume) SFT; return (its summary, run_dir)."""
+    from selfimprove_ros.training.sft_trainer import train_sft
+    return train_sft(bags, run_dir, config, dataset), run_dir
+
+
+def failed_rollouts(run_dir: str, task: str, folder: str, count: int) -> list:
+    """Roll the run's policy out `count` times at temperature 1; return the failed bags."""
+    import json
+
+    from selfimprove_ros.cli.evaluate import evaluate
+    from selfimprove_ros.training.run_export import export_run
+    model_dir = os.path.join(folder, 'model')
+    if not os.path.exists(model_dir):
+        export_run(run_dir, model_dir, version='stage1-demonstrations-only')
+    report_path = os.path.join(folder, 'eval.json')
+    if os.path.exists(report_path):
+        with open(report_path) as handle:
+            report = json.load(handle)
+    else:
+        report = evaluate(model_dir, model_dir, task, count, folder, seed=ROLLOUT_SEED,
+                          temperature=1.0)
+    return [episode['bag'] for episode in report['episodes'] if episode['sim_success'] is False]
 
 
 def ship_checkpoint(run_dir: str, path: str):

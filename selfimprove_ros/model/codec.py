@@ -27,7 +27,11 @@ class ModelCodec:
         """Fit ranges, statistics and vocabulary on training episodes."""
         if not episodes:
             raise ValueError('cannot fit a model codec on zero episodes; check the bag directory')
-        actions = np.concatenate([ep.actions for ep in episodes])
+        # The bins cover what is cloned: a failed episode's commands (include_failed loads
+        # them to teach the reward model) must not stretch the policy's action range.
+        cloned = [ep for ep in episodes
+                  if ep.outcome == 'success' and ep.verified_success is not False] or episodes
+        actions = np.concatenate([ep.actions for ep in cloned])
         joints = np.concatenate([ep.joints for ep in episodes])
         return cls(config,
                    ActionTokenizer.fit(actions, config.action_bins),
