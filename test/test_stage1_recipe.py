@@ -148,3 +148,13 @@ def test_a_short_sft_locates_the_cube_and_a_shuffled_image_control_does_not(tmp_
     assert seeing['error_cm'] < 0.6 * blind['error_cm'], (seeing, blind)
     assert seeing['error_cm'] < 0.6 * seeing['blind_error_cm'], seeing
     assert blind['error_cm'] > 0.8 * blind['blind_error_cm'], blind
+
+
+def test_a_failed_episode_teaches_no_grasp_point():
+    episode = located_episode(0)
+    episode.sim_success = False  # the gripper may have closed beside the cube
+    samples = SftSamples([located_episode(1), episode], 2, ['cam_high'],
+                         failed_steps_to_go=20.0)
+    targets = np.stack([samples[i]['grasp_target'] for i in range(len(samples))])
+    failed = samples.episode_index == 1
+    assert np.isnan(targets[failed]).all() and np.isfinite(targets[~failed]).any()

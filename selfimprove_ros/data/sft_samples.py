@@ -91,8 +91,10 @@ class SftSamples(Dataset):
                 has_bc[keep])
 
     @staticmethod
-    def _grasp_target(episode, tick: int):
-        if episode.grasp_target is None or episode.grasp_ticks is None:
+    def _grasp_target(episode, tick: int, cloned: bool):
+        # Only a cloned (successful) episode grasped the object: a failed rollout's gripper may
+        # have closed on air, and its grasp point would teach the wrong place.
+        if not cloned or episode.grasp_target is None or episode.grasp_ticks is None:
             return np.full(TARGET_SIZE, np.nan, dtype=np.float32)
         return visible_target(episode.grasp_target, episode.grasp_ticks, tick)
 
@@ -111,7 +113,8 @@ class SftSamples(Dataset):
             'action_mask': self.action_masks[item],
             'steps_to_go': self.steps_labels[item],
             'has_bc': self.bc_labelled[item],
-            'grasp_target': self._grasp_target(episode, tick),
+            'grasp_target': self._grasp_target(episode, tick,
+                                               bool(self.bc_labelled[item])),
             'instruction': episode.instruction,
             'episode_index': number,
             'tick': tick,

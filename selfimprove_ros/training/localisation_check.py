@@ -17,7 +17,14 @@ DEFAULT_MAX_ERROR_CM = 1.5
 
 
 def first_frames(episodes, cameras):
-    """Return (images uint8 [E, N_cam, H, W, 3], grasp targets [E, 4] m) of tick 0 of each."""
+    """Return (images uint8 [E, N_cam, H, W, 3], grasp targets [E, 4] m) of tick 0 of each.
+
+    Only successful episodes count: a failed one's gripper may have closed beside the object.
+    """
+    episodes = [ep for ep in episodes
+                if ep.outcome == 'success' and ep.verified_success is not False]
+    if not episodes:
+        return None, np.full((0, 4), np.nan, np.float32)
     images = np.stack([np.stack([ep.images[cam][0] for cam in cameras]) for ep in episodes])
     targets = np.stack([np.full(4, np.nan, np.float32) if ep.grasp_target is None
                         else np.asarray(ep.grasp_target, np.float32) for ep in episodes])
@@ -42,13 +49,16 @@ def localisation_check(model, episodes, train_episodes, cameras, scale_m: float,
     """
     images, targets = first_frames(episodes, cameras)
     _, train_targets = first_frames(train_episodes, cameras)
+    if images is None or not len(train_targets):
+        return {'episodes': 0, 'error_cm': float('nan'), 'blind_error_cm': float('nan'),
+                'max_error_cm': max_error_cm, 'known': False, 'sees_object': False}
     model.eval()
     predicted = model.locate_grasps(torch.from_numpy(images)).float().numpy() * scale_m
     blind = np.broadcast_to(np.nanmean(np.where(np.isfinite(train_targets), train_targets,
                                                 np.nan), axis=0), targets.shape)
     error, blind_error = mean_error_cm(predicted, targets), mean_error_cm(blind, targets)
     known = bool(np.isfinite(error))
-    return {'episodes': len(episodes), 'error_cm': error, 'blind_error_cm': blind_error,
+    return {'episodes': len(targets), 'error_cm': error, 'blind_error_cm': blind_error,
             'max_error_cm': max_error_cm, 'known': known,
             'sees_object': known and error <= max_error_cm and error < 0.5 * blind_error}
 
