@@ -168,6 +168,12 @@ def test_a_simulator_verified_failure_is_never_cloned_and_may_teach_beyond_horiz
     np.testing.assert_array_equal(taught.steps_to_go(np.flatnonzero(rows)), 150.0)
     np.testing.assert_array_equal(taught.steps_to_go(np.flatnonzero(~rows)),
                                   unlabelled.steps_to_go(np.arange(len(unlabelled))))
+    # Only its last ticks, where the failure shows, when asked: the rest looks like a success.
+    last = SftSamples([demo, fooled], chunk_length=2, failed_steps_to_go=150.0,
+                      failed_label_ticks=3)
+    rows = last.episode_index == 1
+    assert last.tick[rows].tolist() == list(range(fooled.length - 3, fooled.length))
+    np.testing.assert_array_equal(last.steps_to_go(np.flatnonzero(rows)), 150.0)
 
 
 def test_failed_labels_need_failed_episodes_loaded():

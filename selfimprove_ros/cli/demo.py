@@ -121,10 +121,16 @@ def describe_model(model_dir: str):
     demos = provenance.get('demonstrations')
     print(f'version {manifest["version"]}, encoder {manifest["model_config"]["encoder"]}')
     if demos:
-        print(f'trained on {demos["episodes_used"]["train"]} scripted demonstrations of '
-              f'{demos["task"]} (simulator seeds {demos["simulator_seeds"][0]}..'
-              f'{demos["simulator_seeds"][1]}, noise {demos["noise_std_rad"]} rad); '
-              f'rebuilt by: {provenance.get("command", "make models")}')
+        first, last = demos['simulator_seeds']
+        print(f'data: {last - first + 1} scripted demonstrations of {demos["task"]} (simulator '
+              f'seeds {first}..{last}, noise {demos["noise_std_rad"]} rad, clean labels)')
+        rollouts = provenance.get('rollouts')
+        if rollouts:
+            print(f'  and {rollouts["failures_used"]} failed rollouts of the policy trained on '
+                  'them alone, which teach the reward model what failure looks like')
+        used = demos['episodes_used']
+        print(f'  {used["train"]} episodes trained, {used["val"]} held out; rebuilt by: '
+              f'{provenance.get("command", "make models")}')
     check = provenance.get('localisation')
     if check and check.get('known'):
         print(f'locates the object on held-out first frames to {check["error_cm"]:.2f} cm per '

@@ -36,6 +36,11 @@ class DatasetConfig:
         'include_failed. E.g. the model\'s steps_to_go_max = '
         '"not within the horizon", so the reward model sees what failure looks like; -1 = no '
         'label (the paper trains d on successes only)')
+    failed_label_ticks: int = setting(
+        10, 'failed_steps_to_go labels only the last this many ticks of a failed episode; 0 = '
+        'every tick. Until it goes wrong a failure looks like a success: labelling its early '
+        'ticks "not within the horizon" taught the reward model to doubt every episode (d ~140 '
+        'ticks on successes, the detector never fired)')
     val_fraction: float = setting(0.1, 'Share of episodes held out for validation, in [0, 1)')
     split_seed: int = setting(0, 'Seed of the train/validation split by episode')
     cache_dir: str = setting(
@@ -63,6 +68,8 @@ class DatasetConfig:
         require(self.failed_steps_to_go == -1 or self.include_failed,
                 'failed_steps_to_go labels failed episodes, which only include_failed=True '
                 'loads; set include_failed too')
+        require(isinstance(self.failed_label_ticks, int) and self.failed_label_ticks >= 0,
+                f'failed_label_ticks must be an int >= 0, got {self.failed_label_ticks!r}')
         require(0 <= self.val_fraction < 1,
                 f'val_fraction must be in [0, 1), got {self.val_fraction!r}')
         require(isinstance(self.split_seed, int),

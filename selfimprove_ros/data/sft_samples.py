@@ -38,22 +38,23 @@ class SftSamples(Dataset):
     [chunk_length, 14] with action_mask bool [chunk_length], steps_to_go float32 [ticks]
     (-1 = unknown), has_bc bool, grasp_target float32 [4] (x, y [m] of each arm's grasp
     point, NaN = none or already grasped; see `grasp_target`), instruction str, episode and
-    tick indices. Only
-    ticks with a
-    behaviour-cloning or a steps-to-go label are samples. Behaviour cloning uses episodes with
-    outcome 'success' only (see `episode_loader`), and never one the simulator says failed
-    (a detector fooled during practice may have called it a success). With
-    `failed_steps_to_go` >= 0 every tick of such a simulator-verified failure gets that
-    steps-to-go label ("not within the horizon" when it is the model's largest value). The
+    tick indices. Only ticks with a behaviour-cloning or a steps-to-go label are samples.
+    Behaviour cloning uses episodes with outcome 'success' only (see `episode_loader`), and
+    never one the simulator says failed (a detector fooled during practice may have called it
+    a success). With
+    `failed_steps_to_go` >= 0 the last `failed_label_ticks` ticks (0: every tick) of such a
+    simulator-verified failure get that steps-to-go label ("not within the horizon" when it
+    is the model's largest value). The
     label columns are also arrays over all samples (`bc_labelled`, `steps_labels`,
     `action_chunks`, `action_masks`), so samplers can pick indices without fetching images.
     """
 
     def __init__(self, episodes, chunk_length: int, cameras=None,
-                 failed_steps_to_go: float = -1.0):
+                 failed_steps_to_go: float = -1.0, failed_label_ticks: int = 0):
         if chunk_length < 1:
             raise ValueError(f'chunk_length must be >= 1, got {chunk_length!r}')
         self.failed_steps_to_go = float(failed_steps_to_go)
+        self.failed_label_ticks = int(failed_label_ticks)
         self.episodes = list(episodes)
         if not self.episodes:
             raise ValueError('SftSamples needs at least one episode')
@@ -83,6 +84,8 @@ class SftSamples(Dataset):
         chunks, mask = chunk_labels(episode.actions, grid, self.chunk_length, has_bc)
         if failed:
             steps = np.full(len(grid), self.failed_steps_to_go, dtype=np.float32)
+            if self.failed_label_ticks:
+                steps[:-self.failed_label_ticks] = -1.0  # looks like a success's: no label
         else:
             steps = steps_to_go(grid, episode.success_tick, cloned)
         keep = has_bc | (steps >= 0)

@@ -74,9 +74,9 @@ def load_sft_data(bags, run_dir: str, config, overrides: dict, log=print) -> Sft
     if not val:
         log('no validation episodes (too few bags): validation uses training episodes')
     chunk = config.model.chunk_length
-    failed = data_config.failed_steps_to_go
-    return SftData(train=SftSamples(train, chunk, data_config.cameras, failed),
-                   val=SftSamples(val, chunk, data_config.cameras, failed) if val else [],
+    failed = (data_config.failed_steps_to_go, data_config.failed_label_ticks)
+    return SftData(train=SftSamples(train, chunk, data_config.cameras, *failed),
+                   val=SftSamples(val, chunk, data_config.cameras, *failed) if val else [],
                    train_episodes=train, val_episodes=val, skipped=skipped,
                    config_dict=asdict(data_config),
                    split_ids={'train': [ep.episode_id for ep in train],
