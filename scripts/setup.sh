@@ -13,9 +13,15 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.txt
-.venv/bin/python -m pip install -q --no-deps -e .
+# pip's own chatter is not the user's business: notices about index locations this machine's
+# pip config names but does not have, and setuptools' editable-install banner.
+quiet() {
+  "$@" 2> >(grep -v -e "is ignored: it is neither a file nor a directory" >&2)
+}
+quiet .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+quiet .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+PYTHONWARNINGS=ignore quiet .venv/bin/python -m pip install -q --disable-pip-version-check \
+  --no-deps -e .
 .venv/bin/python - <<'PY'
 import torch
 assert not torch.version.cuda, f'a CUDA torch ({torch.__version__}) was installed; expected the CPU build'
