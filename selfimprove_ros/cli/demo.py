@@ -47,6 +47,10 @@ def add_arguments(parser):
                         help='the long version: 100 evaluation episodes per version and more, '
                         'larger practice iterations')
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
+    parser.add_argument('--end-on-sim-success', action='store_true',
+                        help='diagnostic: the simulator\'s success also ends practice episodes, '
+                        'as if the detector found every success (sim only; separates the '
+                        'detector\'s recall from the rest of practice)')
 
 
 class Stages:
@@ -187,6 +191,7 @@ def practise_until(run, model_dir, reward_dir, bags, args, out, iteration, ready
         'recorder_node': {'bag_dir': bags},
         'policy_node': {'temperature': 1.0, 'seed': iteration},
         'episode_manager_node': {'max_ticks': args.max_ticks, 'wait_for_policy': True},
+        'success_detector_node': {'use_sim_success': bool(args.end_on_sim_success)},
     }
     specs = build_graph(load_config(config_path('sim.yaml')), 'aloha1', overrides,
                         with_runtime=True)
