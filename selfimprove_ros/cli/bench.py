@@ -17,6 +17,7 @@ BENCHMARKS = {
     'graph-starts': ('graph_starts', 'how often a fresh sim runtime graph comes up whole'),
     'policy-vision': ('policy_vision', 'does a policy use what its camera shows'),
     'practice-step': ('practice_step', 'how far one REINFORCE iteration moves a policy, per lr'),
+    'stage1-ablation': ('stage1_ablation', 'what each part of the Stage-1 recipe adds, in sim'),
 }
 
 
