@@ -5,8 +5,9 @@
 2. SFT on them with config/sft.yaml (the recipe that makes the policy look)
 3. practice-like rollouts of that policy (temperature 1, seeds 20000..) through the runtime
    graph; the simulator marks the failures, among them the episodes the detector wrongly ended
-4. SFT again on the demonstrations plus those failures, every tick of a failure labelled "not
-   within the horizon" (`dataset.failed_steps_to_go`): a reward model trained on
+4. SFT again on the demonstrations plus those failures, the last ticks of each failure
+   labelled "not within the horizon" (`dataset.failed_steps_to_go`, `failed_label_ticks`;
+   earlier ticks look like a success's and stay unlabelled): a reward model trained on
    demonstrations alone calls the arms' hand-over pose a success whether or not the cube is in
    the gripper (docs/sample_efficiency.md). The failures teach only steps-to-go; behaviour
    cloning still sees the demonstrations alone.

@@ -51,6 +51,11 @@ class Episode:
             recorded_verdict(self.extra)
 
     @property
+    def cloned(self) -> bool:
+        """Return whether BC may imitate it: success, and no simulator or person denies it."""
+        return self.outcome == 'success' and self.verified_success is not False
+
+    @property
     def succeeded(self) -> bool:
         """Return whether the episode reached its goal (and so has steps-to-go labels)."""
         return self.success_tick is not None

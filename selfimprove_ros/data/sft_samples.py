@@ -79,7 +79,7 @@ class SftSamples(Dataset):
                              f'{missing}; load all episodes with the same DatasetConfig')
         grid = grid_indices(episode.length, episode.dropped_ticks)
         failed = episode.verified_success is False  # the simulator's or a person's word
-        cloned = episode.outcome == 'success' and not failed
+        cloned = episode.cloned
         has_bc = cloned & ~np.isnan(episode.actions).any(axis=1)
         chunks, mask = chunk_labels(episode.actions, grid, self.chunk_length, has_bc)
         if failed:

@@ -29,8 +29,7 @@ class ModelCodec:
             raise ValueError('cannot fit a model codec on zero episodes; check the bag directory')
         # The bins cover what is cloned: a failed episode's commands (include_failed loads
         # them to teach the reward model) must not stretch the policy's action range.
-        cloned = [ep for ep in episodes
-                  if ep.outcome == 'success' and ep.verified_success is not False] or episodes
+        cloned = [ep for ep in episodes if ep.cloned] or episodes
         actions = np.concatenate([ep.actions for ep in cloned])
         joints = np.concatenate([ep.joints for ep in episodes])
         return cls(config,

@@ -26,6 +26,7 @@ class ArmKinematics:
     def __init__(self, task: str = 'transfer_cube'):
         self.model = mujoco.MjModel.from_xml_path(task_xml_path(task))
         self.data = mujoco.MjData(self.model)
+        self.bodies = {side: self.model.body(f'vx300s_{side}/gripper_link').id for side in SIDES}
 
     def grasp_point(self, side: str, arm_joints) -> np.ndarray:
         """Return the grasp point [m] of arm `side` with its six joints at `arm_joints` [rad]."""
@@ -38,7 +39,7 @@ class ArmKinematics:
         adr = ARM_QPOS_ADR[side]
         self.data.qpos[adr:adr + 6] = arm_joints
         mujoco.mj_kinematics(self.model, self.data)
-        body = self.model.body(f'vx300s_{side}/gripper_link').id
+        body = self.bodies[side]
         rotation = self.data.xmat[body].reshape(3, 3)
         return self.data.xpos[body] + rotation @ TCP_OFFSET_M
 

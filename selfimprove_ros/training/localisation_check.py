@@ -8,6 +8,8 @@ against a blind guess (the training episodes' mean grasp point) and against the 
 task needs.
 """
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -21,8 +23,7 @@ def first_frames(episodes, cameras):
 
     Only successful episodes count: a failed one's gripper may have closed beside the object.
     """
-    episodes = [ep for ep in episodes
-                if ep.outcome == 'success' and ep.verified_success is not False]
+    episodes = [ep for ep in episodes if ep.cloned]
     if not episodes:
         return None, np.full((0, 4), np.nan, np.float32)
     images = np.stack([np.stack([ep.images[cam][0] for cam in cameras]) for ep in episodes])
@@ -54,8 +55,9 @@ def localisation_check(model, episodes, train_episodes, cameras, scale_m: float,
                 'max_error_cm': max_error_cm, 'known': False, 'sees_object': False}
     model.eval()
     predicted = model.locate_grasps(torch.from_numpy(images)).float().numpy() * scale_m
-    blind = np.broadcast_to(np.nanmean(np.where(np.isfinite(train_targets), train_targets,
-                                                np.nan), axis=0), targets.shape)
+    with warnings.catch_warnings():  # an arm that never grasps: its mean is NaN, say nothing
+        warnings.simplefilter('ignore', RuntimeWarning)
+        blind = np.broadcast_to(np.nanmean(train_targets, axis=0), targets.shape)
     error, blind_error = mean_error_cm(predicted, targets), mean_error_cm(blind, targets)
     known = bool(np.isfinite(error))
     return {'episodes': len(targets), 'error_cm': error, 'blind_error_cm': blind_error,
