@@ -37,6 +37,7 @@ class ExpertNode(Node):
         self.state_ns = None       # newest simulator state awaiting an answer
         self.state_qpos = None     # its full qpos, to plan from
         self.recording = False     # the recorder announced the current episode
+        self.recorded_id = None    # the newest episode the recorder announced
         self.state_wall_s = 0.0
         self.answered_ns = None
         self.command_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS, RELIABLE_QOS)
@@ -66,13 +67,18 @@ class ExpertNode(Node):
                 return
             self.episode = event
             self.plan_start_ns = None
-            self.recording = not self.sync_config.wait_for_recording
+            # The recorder's answer to a repeated start can overtake that start (two publishers
+            # on one topic): without remembering it, the expert never planned (seen under load).
+            self.recording = not self.sync_config.wait_for_recording or \
+                self.recorded_id == event['episode_id']
             self.try_plan()
-        elif event['event'] == 'recording' and self.episode is not None \
-                and event['episode_id'] == self.episode['episode_id'] and not self.recording:
-            self.recording = True
-            self.try_plan()
-            self.try_act(force=False)
+        elif event['event'] == 'recording':
+            self.recorded_id = event['episode_id']
+            if self.episode is not None and event['episode_id'] == self.episode['episode_id'] \
+                    and not self.recording:
+                self.recording = True
+                self.try_plan()
+                self.try_act(force=False)
         elif event['event'] == 'end' and self.episode is not None \
                 and event['episode_id'] == self.episode['episode_id']:
             self.episode = None
