@@ -47,7 +47,7 @@ def main(argv=None):
                         help='practice bags recorded by that version (labelled)')
     parser.add_argument('--demos', required=True, help='held-out successful demonstrations')
     parser.add_argument('--lrs', type=float, nargs='+', default=[1e-4, 3e-5, 1e-5])
-    parser.add_argument('--baselines', nargs='+', choices=('none', 'mean'),
+    parser.add_argument('--baselines', nargs='+', choices=('none', 'mean', 'step'),
                         default=['none', 'mean'])
     parser.add_argument('--updates', type=int, default=16, help='updates per iteration, N')
     parser.add_argument('--batch', type=int, default=16, help='decisions per update, B')

@@ -76,7 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'the paper; below 1 finds a weak policy\'s successes more often)')
     parser.add_argument('--practice-lr', type=float,
                         help='REINFORCE learning rate (default: ReinforceConfig\'s)')
-    parser.add_argument('--baseline', choices=('none', 'mean'), default='none',
+    parser.add_argument('--baseline', choices=('none', 'mean', 'step'), default='none',
                         help='REINFORCE baseline (default none, the paper; mean subtracts the '
                         'iteration\'s mean return)')
     parser.add_argument('--val-fraction', type=float, default=0.2,

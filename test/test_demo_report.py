@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 
 def _row(version, sim_successes, trials, detected_successes):
     episodes = [{'outcome': 'success' if i < detected_successes else 'timeout',
@@ -31,3 +33,13 @@ def test_the_demo_says_plainly_whether_the_gain_is_significant():
     assert 'a significant gain' in gain_verdict(_row('stage1', 5, 20, 5), _row('it3', 15, 20, 15))
     assert 'NOT significant' in gain_verdict(_row('stage1', 12, 20, 5), _row('it3', 14, 20, 15))
     assert 'NO gain' in gain_verdict(_row('stage1', 12, 20, 5), _row('it3', 12, 20, 15))
+
+
+def test_the_demos_practice_settings_take_overrides_and_name_a_bad_one():
+    from selfimprove_ros.cli.demo import practice_config, SIZES
+    config = practice_config(SIZES[False], ['lr=1e-4', 'returns_until=closest_approach'])
+    assert (config.lr, config.returns_until, config.baseline) == (1e-4, 'closest_approach',
+                                                                  'step')
+    assert config.updates_per_iteration == SIZES[False]['updates']
+    with pytest.raises(ValueError, match="baseline must be one of .*, got 'median'"):
+        practice_config(SIZES[False], ['baseline=median'])

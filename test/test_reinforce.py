@@ -12,8 +12,8 @@ from episode_factory import synthetic_episode, synthetic_sft_data, tiny_sft_conf
 from selfimprove_ros.runtime.episode_labelling import FORMAT, read_labels, write_labels
 from selfimprove_ros.training import improve_run
 from selfimprove_ros.training.improve_run import ImproveRun
-from selfimprove_ros.training.policy_gradient import (chunk_log_prob, Decisions,
-                                                      episode_decisions, minibatches,
+from selfimprove_ros.training.policy_gradient import (chunk_log_prob, closest_approach,
+                                                      Decisions, episode_decisions, minibatches,
                                                       reinforce_loss)
 from selfimprove_ros.training.reinforce_config import ReinforceConfig
 from selfimprove_ros.training.run_export import export_run
@@ -73,6 +73,23 @@ def test_decision_rewards_sum_the_chunk_and_returns_discount_per_decision(tmp_pa
     assert len(other) == 0  # another version's tokens never train this one
 
 
+def test_returns_can_end_at_the_closest_approach(tmp_path):
+    episode = synthetic_episode(0, ticks=8)
+    # An undetected success: d reaches 0.5, holds within a tick, then wanders off.
+    d = [10, 8, 4, 0.5, 1.2, 6, 30, 40]  # decisions at ticks 0, 2, 4, 6
+    write_labels(str(tmp_path), labels_for(episode, ['v1'] * 8, [0, 2, 4, 6], d))
+    labels = read_labels(str(tmp_path))
+    assert closest_approach(labels.steps_to_go) == 4  # the last tick within 1 of 0.5
+    cut = episode_decisions(episode, labels, 'v1', gamma=0.5, cameras=['cam_high'],
+                            returns_until='closest_approach')
+    assert cut.rewards.tolist() == pytest.approx([6.0, 2.8])  # ends at tick 4
+    assert cut.returns.tolist() == pytest.approx([6.0 + 0.5 * 2.8, 2.8])
+    whole = episode_decisions(episode, labels, 'v1', gamma=0.5, cameras=['cam_high'])
+    assert whole.rewards.tolist() == pytest.approx([6.0, 2.8, -28.8, -10.0])
+    with pytest.raises(ValueError, match='returns_until'):
+        ReinforceConfig(returns_until='best')
+
+
 @pytest.fixture(scope='module')
 def stage1(tmp_path_factory):
     root = tmp_path_factory.mktemp('stage1')
@@ -99,7 +116,8 @@ def synthetic_decisions(episodes):
             images=episode.images['cam_high'][:3, None], joints=episode.joints[:3],
             instructions=[episode.instruction] * 3,
             tokens=np.zeros((3, 28), dtype=np.int64), returns=np.ones(3, np.float32),
-            rewards=np.ones(3, np.float32), episode_ids=[episode.episode_id] * 3))
+            rewards=np.ones(3, np.float32), episode_ids=[episode.episode_id] * 3,
+            steps=np.arange(3)))
     return Decisions.concatenate(parts)
 
 
@@ -166,6 +184,18 @@ def _tiny_model():
                                codec.joint_std)
 
 
+def test_a_step_baseline_compares_decisions_at_the_same_step_of_their_episodes():
+    from selfimprove_ros.training.policy_gradient import baseline
+    decisions = synthetic_decisions([synthetic_episode(i, ticks=6) for i in range(2)])
+    decisions.returns[:] = [30, 10, 2, 20, 10, 4]  # two episodes, steps 0, 1, 2
+    assert baseline(decisions, 'step').tolist() == [25, 10, 3, 25, 10, 3]
+    assert baseline(decisions, 'mean').tolist() == pytest.approx([76 / 6] * 6)
+    assert not baseline(decisions, 'none').any()
+    # Against the mean every first chunk would look good and every last one bad.
+    advantage = decisions.returns - baseline(decisions, 'step')
+    assert advantage.tolist() == [5, 0, -1, -5, 0, 1]
+
+
 def test_a_mean_baseline_turns_equal_returns_into_no_update_and_keeps_the_ranking():
     from selfimprove_ros.training.policy_gradient import run_iteration
     episodes = [synthetic_episode(i, ticks=6) for i in range(2)]
@@ -203,5 +233,5 @@ def test_a_mean_baseline_turns_equal_returns_into_no_update_and_keeps_the_rankin
                   1)
     change = log_probs() - start
     assert change[:3].min() > 0 > change[3:].max()
-    with pytest.raises(ValueError, match="baseline must be one of \\['none', 'mean'\\], got 'x'"):
+    with pytest.raises(ValueError, match="baseline must be one of .*'step'.*, got 'x'"):
         ReinforceConfig(baseline='x')

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from episode_factory import synthetic_sft_data, tiny_sft_config
@@ -139,3 +140,17 @@ def test_hidden_joints_are_the_mean_reproducibly_and_only_in_the_share_asked():
     assert hide_joints(joints, mean, 0.0, seed=7) is joints
     with pytest.raises(ValueError, match='joint_dropout must be in \\[0, 1\\), got 1.0'):
         SftConfig(joint_dropout=1.0)
+
+
+def test_a_setting_of_the_wrong_type_is_refused_by_name_and_yaml_floats_are_read():
+    from selfimprove_ros.training.reinforce_config import ReinforceConfig
+    from selfimprove_ros.training.sft_config import SftConfig
+    with pytest.raises(ValueError, match="SFT setting steps must be int, got 'abc'"):
+        SftConfig.from_dict({'steps': 'abc'})
+    with pytest.raises(ValueError, match="SFT setting lr must be float, got 'abc'"):
+        SftConfig.from_dict({'lr': 'abc'})
+    with pytest.raises(ValueError, match='steps must be int, got True'):
+        SftConfig.from_dict({'steps': True})
+    # PyYAML reads 1e-4 (no dot) as a string and 1 as an int; both mean a float setting.
+    assert SftConfig.from_dict({'lr': '1e-4'}).lr == 1e-4
+    assert ReinforceConfig.from_dict({'lr': 1}).lr == 1.0

@@ -24,7 +24,9 @@ from selfimprove_ros.training.stopping_rule import history_table
 
 HELP = 'run the simulated story: Stage-1 model, baseline, practice, a better robot, report'
 
-PRACTICE_BASELINE, PRACTICE_LR = 'mean', 3e-5  # see practice()
+# Not the paper's REINFORCE settings (no baseline, lr 1e-4): from the shipped policy one such
+# iteration fell from 18/20 to 4/20 in sim (docs/sample_efficiency.md). See practice_config().
+PRACTICE = {'baseline': 'step', 'lr': 3e-5, 'returns_until': 'end'}
 SIZES = {  # default (at most about 15 min on a 2-core CPU) and --full
     False: {'demos': 100, 'rollouts': 100, 'eval_episodes': 20, 'iterations': 3,
             'updates': 8, 'batch': 32},
@@ -47,6 +49,9 @@ def add_arguments(parser):
                         help='the long version: 100 evaluation episodes per version and more, '
                         'larger practice iterations')
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
+    parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
+                        help='REINFORCE overrides on the demo\'s settings, e.g. lr=1e-4 '
+                        'baseline=mean (see training/reinforce_config.py)')
     parser.add_argument('--end-on-sim-success', action='store_true',
                         help='diagnostic: the simulator\'s success also ends practice episodes, '
                         'as if the detector found every success (sim only; separates the '
@@ -82,10 +87,11 @@ def run(args) -> int:
     describe_model(stage1)
     stage(f'baseline: {size["eval_episodes"]} greedy episodes of the Stage-1 policy')
     history = [evaluation(stage1, stage1, args, out, size, 'stage1')]
+    config = practice_config(size, args.overrides)
     stage(f'Stage 2: {size["iterations"]} practice iterations (temperature 1; REINFORCE with '
-          f'the {PRACTICE_BASELINE} baseline, lr {PRACTICE_LR:g}), scored by the Stage-1 reward '
-          'model')
-    results, improve_run = practice(stage1, checkpoint, stage1, args, out, size)
+          f'the {config.baseline} baseline, lr {config.lr:g}, returns until the '
+          f'{config.returns_until.replace("_", " ")}), scored by the Stage-1 reward model')
+    results, improve_run = practice(stage1, checkpoint, stage1, config, args, out, size)
     history += results
     stage('report')
     report(history, out, time.monotonic() - started)
@@ -151,20 +157,13 @@ def evaluation(model_dir: str, reward_dir: str, args, out: str, size: dict, name
     return {'name': name, 'model_dir': model_dir, **result}
 
 
-def practice(stage1: str, checkpoint: str, reward: str, args, out: str, size: dict):
+def practice(stage1: str, checkpoint: str, reward: str, config, args, out: str, size: dict):
     """Alternate practising (at temperature 1, recorded, labelled) with REINFORCE iterations.
 
     Return the greedy evaluation of every new version and the ImproveRun.
     """
     from selfimprove_ros.training.improve_loop import ready_decisions
     from selfimprove_ros.training.improve_run import ImproveRun
-    from selfimprove_ros.training.reinforce_config import ReinforceConfig
-    # Not the paper's REINFORCE settings (no baseline, lr 1e-4): from the shipped policy one
-    # such iteration fell from 18/20 to 4/20 in sim, as a failure's last ticks (d jumps to
-    # "not within the horizon") make most returns negative and push down what was sampled.
-    # The mean baseline keeps successes above failures; 3e-5 keeps each step small.
-    config = ReinforceConfig(updates_per_iteration=size['updates'], batch_size=size['batch'],
-                             baseline=PRACTICE_BASELINE, lr=PRACTICE_LR, torch_threads=1)
     run = ImproveRun(os.path.join(out, 'improve'), config, stage1, checkpoint=checkpoint)
     bags = os.path.join(out, 'practice')
     results = []
@@ -179,6 +178,20 @@ def practice(stage1: str, checkpoint: str, reward: str, args, out: str, size: di
         new_dir = run.iterate(*ready)
         results.append(evaluation(new_dir, reward, args, out, size, os.path.basename(new_dir)))
     return results, run
+
+
+def practice_config(size: dict, overrides=()):
+    """Return the demo's REINFORCE settings with `overrides` ('key=value') applied.
+
+    Without a baseline a failure's jump to "not within the horizon" makes most returns negative
+    and pushes down whatever was sampled; the step baseline compares each chunk with the other
+    episodes' at the same step; lr 3e-5 keeps each iteration's change small.
+    """
+    from selfimprove_ros.training.reinforce_config import ReinforceConfig
+    from selfimprove_ros.training.sft_config import apply_overrides
+    settings = {'updates_per_iteration': size['updates'], 'batch_size': size['batch'],
+                'torch_threads': 1, **PRACTICE}
+    return ReinforceConfig.from_dict(apply_overrides(settings, overrides))
 
 
 def practise_until(run, model_dir, reward_dir, bags, args, out, iteration, ready):

@@ -25,6 +25,11 @@ from selfimprove_ros.cli import collect
 HELP = 'rebuild the shipped Stage-1 policy and reward model (models/<task>/) from scratch'
 DEMO_NOISE_STD = 0.01  # [rad]: imperfect demonstrations, with their clean labels recorded
 ROLLOUT_SEED = 20_000  # first simulator seed of the rollouts (demonstrations use 0..)
+# Demonstrations hold the final pose this long after success, labelled d = 0: a policy that
+# imitates them stays at the goal instead of wandering off, and the reward model learns that a
+# held goal is still the goal, so the detector fires (with 5 ticks it found 57 % of successes).
+POST_SUCCESS_TICKS = 20
+DEMO_EPISODE_S = 10.0  # [s]: about 6 s to success, then the hold
 
 
 def add_arguments(parser):
@@ -39,6 +44,8 @@ def add_arguments(parser):
     parser.add_argument('--rollouts', type=int, default=100,
                         help='rollouts whose failures teach the reward model; 0 = the paper\'s '
                         'reward model, trained on demonstrations alone')
+    parser.add_argument('--post-success-ticks', type=int, default=POST_SUCCESS_TICKS,
+                        help='ticks each demonstration holds its final pose after success')
     parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
                         help='SFT overrides on config/sft.yaml, e.g. sft.steps=3000')
 
@@ -50,7 +57,7 @@ def run(args) -> int:
     if os.path.exists(model_dir):
         raise ValueError(f'{model_dir} exists; move it away to rebuild the shipped models')
     run_dir, provenance = build_stage1(args.task, args.work, args.demos, args.rollouts,
-                                       args.overrides)
+                                       args.overrides, args.post_success_ticks)
     export_run(run_dir, model_dir, version=f'{args.task}-stage1', extra_provenance=provenance)
     ship_checkpoint(run_dir, os.path.join(model_dir, 'policy.pt'))
     print(f'models in {os.path.abspath(model_dir)}: policy.onnx, reward.onnx, manifest.json, '
@@ -58,7 +65,8 @@ def run(args) -> int:
     return 0
 
 
-def build_stage1(task: str, work: str, demos: int, rollouts: int, overrides=()):
+def build_stage1(task: str, work: str, demos: int, rollouts: int, overrides=(),
+                 post_success_ticks: int = POST_SUCCESS_TICKS):
     """Run steps 1-4 in `work`; return (the final SFT run dir, provenance for its export)."""
     from selfimprove_ros.cli.train import load_settings
     from selfimprove_ros.graph.description import config_path
@@ -67,17 +75,21 @@ def build_stage1(task: str, work: str, demos: int, rollouts: int, overrides=()):
         raise ValueError(f'--demos must be >= 2 (one validates), got {demos}')
     if rollouts < 0:
         raise ValueError(f'--rollouts must be >= 0, got {rollouts}')
+    if post_success_ticks < 0:
+        raise ValueError(f'--post-success-ticks must be >= 0, got {post_success_ticks}')
     settings = load_settings(config_path('sft.yaml'), overrides)
     # One torch thread: the node graph of the rollouts needs the other core.
     config = SftConfig.from_dict({**settings.get('sft', {}), 'torch_threads': 1})
     dataset = settings.get('dataset', {})
     bags = collect_demonstrations(task, os.path.join(work, 'demonstrations'), demos,
-                                  list(config.model.cameras))
+                                  list(config.model.cameras), post_success_ticks)
     provenance = {
-        'command': f'selfimprove models --task {task} --demos {demos} --rollouts {rollouts}'
+        'command': f'selfimprove models --task {task} --demos {demos} --rollouts {rollouts} '
+                   f'--post-success-ticks {post_success_ticks}'
                    + (' --set ' + ' '.join(overrides) if overrides else ''),
         'demonstrations': {'task': task, 'simulator_seeds': [0, demos - 1],
-                           'noise_std_rad': DEMO_NOISE_STD, 'expert': 'sim/expert.py'}}
+                           'noise_std_rad': DEMO_NOISE_STD, 'expert': 'sim/expert.py',
+                           'post_success_ticks': post_success_ticks}}
     summary, run_dir = train(bags, os.path.join(work, 'sft_demos'), config, dataset)
     if rollouts:
         failures = failed_rollouts(run_dir, task, os.path.join(work, 'rollouts'), rollouts)
@@ -91,14 +103,16 @@ def build_stage1(task: str, work: str, demos: int, rollouts: int, overrides=()):
     return run_dir, provenance
 
 
-def collect_demonstrations(task: str, folder: str, count: int, cameras) -> str:
+def collect_demonstrations(task: str, folder: str, count: int, cameras,
+                           post_success_ticks: int = POST_SUCCESS_TICKS) -> str:
     """Record the demonstrations not recorded yet (seeds continue where a run stopped)."""
     folder = os.path.abspath(folder)
     done = count_bags(folder)
     if done < count:
         collect.run(collect.build_namespace(task=task, episodes=count - done, out=folder,
                                             noise_std=DEMO_NOISE_STD, cameras=cameras,
-                                            seed=done))
+                                            seed=done, post_success_ticks=post_success_ticks,
+                                            episode_s=DEMO_EPISODE_S))
     return folder
 
 

@@ -50,4 +50,25 @@ def config_from_dict(config_class, data: dict, what: str):
     known = {field.name for field in dataclasses.fields(config_class)}
     unknown = sorted(set(data) - known)
     require(not unknown, f'unknown {what} settings {unknown}; known: {sorted(known)}')
-    return config_class(**data)
+    fields = {field.name: field for field in dataclasses.fields(config_class)}
+    return config_class(**{key: typed(value, fields[key], what) for key, value in data.items()})
+
+
+_SCALARS = {'int': int, 'float': float, 'bool': bool, 'str': str}
+
+
+def typed(value, field, what: str):
+    """Return `value` as the scalar type `field` declares, or raise ValueError naming both.
+
+    YAML reads '1e-4' as a string and '3' as an int: a float setting takes either, converted;
+    anything else of the wrong type is refused here, not by a TypeError deep in validation.
+    """
+    kind = _SCALARS.get(getattr(field.type, '__name__', field.type))
+    if kind is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if kind is float and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(f'{what} setting {field.name} must be {kind.__name__}, got {value!r}')

@@ -145,7 +145,8 @@ class ImproveRun:
         for bag, labels in pending:
             episode = load_episode(bag, config)
             parts.append(episode_decisions(episode, labels, self.version, self.config.gamma,
-                                           list(self.codec.config.cameras)))
+                                           list(self.codec.config.cameras),
+                                           self.config.returns_until))
         return Decisions.concatenate(parts)
 
     def iterate(self, pending, decisions: Decisions) -> str:

@@ -30,6 +30,7 @@ class Decisions:
     returns: np.ndarray      # float32 [N] R_t [control ticks]
     rewards: np.ndarray      # float32 [N] r_t [control ticks]
     episode_ids: list        # [N] str
+    steps: np.ndarray        # int64 [N] index of the decision in its episode (0 = first)
 
     def __len__(self):
         """Return the number of decisions."""
@@ -45,24 +46,32 @@ class Decisions:
                            if f not in ('instructions', 'episode_ids')
                            else sum((getattr(p, f) for p in parts), [])
                            for f in ('images', 'joints', 'instructions', 'tokens', 'returns',
-                                     'rewards', 'episode_ids')))
+                                     'rewards', 'episode_ids', 'steps')))
 
 
-def episode_decisions(episode, labels, version: str, gamma: float, cameras) -> Decisions:
+def episode_decisions(episode, labels, version: str, gamma: float, cameras,
+                      returns_until: str = 'end') -> Decisions:
     """Return the decisions of `episode` that policy `version` sampled, with their returns.
 
     `labels` (runtime.episode_labelling.TickLabels) must belong to the same bag; ticks are
     matched by stamp, so a tick the episode lacks is never paired with another's picture.
+    `returns_until` 'closest_approach' ends the episode at `closest_approach(labels)`.
     """
     if labels.action_tokens is None or labels.token_versions is None:
         raise ValueError(f'{labels.path}: no sampled action tokens; the episode was not driven '
                          'by policy_node, so it cannot train the policy')
     index = {int(stamp): i for i, stamp in enumerate(episode.tick_ns)}
-    decided = np.flatnonzero(labels.decision)
+    end = len(labels.rewards)
+    if returns_until == 'closest_approach':
+        end = closest_approach(labels.steps_to_go)
+    elif returns_until != 'end':
+        raise ValueError(f"returns_until must be 'end' or 'closest_approach', got "
+                         f'{returns_until!r}')
+    decided = np.flatnonzero(labels.decision[:end])
     if len(decided) == 0:
         return _empty(episode, cameras, labels)
     # r of a decision: the labels' per-tick rewards summed until the next decision.
-    bounds = list(decided) + [len(labels.rewards)]
+    bounds = list(decided) + [end]
     rewards = np.array([labels.rewards[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])])
     returns = discounted_returns(rewards, gamma)
     keep = [k for k, t in enumerate(decided)
@@ -76,7 +85,21 @@ def episode_decisions(episode, labels, version: str, gamma: float, cameras) -> D
                      tokens=labels.action_tokens[decided[keep]].astype(np.int64),
                      returns=returns[keep].astype(np.float32),
                      rewards=rewards[keep].astype(np.float32),
-                     episode_ids=[episode.episode_id] * len(keep))
+                     episode_ids=[episode.episode_id] * len(keep),
+                     steps=np.asarray(keep, dtype=np.int64))
+
+
+def closest_approach(steps_to_go, tolerance_ticks: float = 1.0) -> int:
+    """Return the tick of the episode's closest approach to the goal.
+
+    That is the last tick whose d [ticks] is within `tolerance_ticks` of the smallest: the last,
+    not the first, so a success that holds d near 0 for the detector's few ticks keeps them.
+    Cut there, the episode's rewards telescope to d_0 - d_closest.
+    """
+    d = np.asarray(steps_to_go, dtype=np.float64)
+    if len(d) == 0:
+        return 0
+    return int(np.flatnonzero(d <= d.min() + tolerance_ticks)[-1])
 
 
 def _empty(episode, cameras, labels) -> Decisions:
@@ -84,7 +107,8 @@ def _empty(episode, cameras, labels) -> Decisions:
     first = episode.images[cameras[0]]
     return Decisions(np.zeros((0, len(cameras), *first.shape[1:]), np.uint8),
                      np.zeros((0, 14), np.float32), [], np.zeros((0, width), np.int64),
-                     np.zeros(0, np.float32), np.zeros(0, np.float32), [])
+                     np.zeros(0, np.float32), np.zeros(0, np.float32), [],
+                     np.zeros(0, np.int64))
 
 
 def chunk_log_prob(action_logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -109,6 +133,30 @@ def minibatches(count: int, updates: int, batch_size: int, rng: np.random.Genera
     return [order[i * size:(i + 1) * size] for i in range(updates) if i * size < count]
 
 
+def baseline(decisions: Decisions, kind: str) -> np.ndarray:
+    """Return b [N] float32, subtracted from each decision's return; none changes E[gradient].
+
+    'mean': the iteration's mean return. It removes the push every sampled chunk gets from
+    returns that share one sign: measured in sim, a 10 % policy whose practice returns were
+    mostly negative lost its successes in one iteration without it.
+    'step': the mean return of the iteration's decisions at the same step of their episodes.
+    Returns shrink along an episode (d falls towards 0, so late decisions can gain little),
+    so against one mean every early chunk looks good and every late one bad, whatever it did;
+    per step, a chunk is compared with what the other episodes did at that point.
+    """
+    if kind == 'none':
+        return np.zeros(len(decisions), np.float32)
+    if kind == 'mean':
+        return np.full(len(decisions), decisions.returns.mean(), np.float32)
+    if kind != 'step':
+        raise ValueError(f"baseline must be 'none', 'mean' or 'step', got {kind!r}")
+    offsets = np.zeros(len(decisions), np.float32)
+    for step in np.unique(decisions.steps):
+        same = decisions.steps == step
+        offsets[same] = decisions.returns[same].mean()
+    return offsets
+
+
 def run_iteration(model, optimizer, decisions: Decisions, codec, config, device, step_seed: int):
     """Run one iteration of REINFORCE updates on `decisions`; return mean metrics."""
     rng = np.random.default_rng([config.seed, step_seed])
@@ -118,10 +166,7 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
         # ResNet would normalise with batch statistics and drift its running ones.
         model.encoder.eval()
     metrics = {'loss': 0.0, 'log_prob': 0.0, 'grad_norm': 0.0}
-    # A mean baseline leaves the expected gradient unchanged and removes the push every sampled
-    # chunk gets from returns that share one sign: measured in sim, a 10 % policy whose practice
-    # returns were mostly negative lost its successes in one iteration without it.
-    offset = float(decisions.returns.mean()) if config.baseline == 'mean' else 0.0
+    offsets = baseline(decisions, config.baseline)
     batches = minibatches(len(decisions), config.updates_per_iteration, config.batch_size, rng)
     for rows in batches:
         images = torch.from_numpy(decisions.images[rows]).to(device)
@@ -129,7 +174,7 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
         words = torch.from_numpy(codec.encode_instructions(
             [decisions.instructions[i] for i in rows])).to(device)
         tokens = torch.from_numpy(decisions.tokens[rows]).to(device)
-        returns = torch.from_numpy(decisions.returns[rows] - offset).to(device)
+        returns = torch.from_numpy(decisions.returns[rows] - offsets[rows]).to(device)
         logits = model(images, joints, words)[0]
         loss = reinforce_loss(logits, tokens, returns, config.loss_scale)
         optimizer.zero_grad(set_to_none=True)
@@ -142,6 +187,7 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
         metrics['log_prob'] += chunk_log_prob(logits.detach(), tokens).mean().item() / len(batches)
         metrics['grad_norm'] += float(norm) / len(batches)
     metrics.update(updates=len(batches), decisions=len(decisions),
-                   mean_return=float(decisions.returns.mean()), baseline=offset,
+                   mean_return=float(decisions.returns.mean()),
+                   baseline=float(offsets.mean()),
                    mean_reward=float(decisions.rewards.mean()))
     return metrics

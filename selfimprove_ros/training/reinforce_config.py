@@ -4,7 +4,8 @@ from dataclasses import asdict, dataclass
 
 from selfimprove_ros.core.config import config_from_dict, require, setting
 
-BASELINES = ('none', 'mean')
+BASELINES = ('none', 'mean', 'step')
+RETURN_HORIZONS = ('end', 'closest_approach')
 
 
 @dataclass
@@ -16,9 +17,18 @@ class ReinforceConfig:
         0.05, 'c in loss = -c * R_t * log pi(a_t | o_t, g) (the paper: 0.05, ~ 1 - gamma^N '
         'keeps c * R within about [-1, 1])')
     baseline: str = setting(
-        'none', "What is subtracted from R_t: 'none' (the paper) or 'mean' (the mean return of "
-        "the iteration's decisions). With 'none' and returns mostly of one sign, every sampled "
-        "chunk is pushed the same way; a weak policy's failures then push its mode down")
+        'none', "What is subtracted from R_t: 'none' (the paper), 'mean' (the mean return of "
+        "the iteration's decisions) or 'step' (the mean return of the iteration's decisions at "
+        "the same step of their episodes; see policy_gradient.baseline). With 'none' and "
+        "returns mostly of one sign, every sampled chunk is pushed the same way; a weak "
+        "policy's failures then push its mode down")
+    returns_until: str = setting(
+        'end', "Where an episode's returns stop: 'end' (the paper) or 'closest_approach' (the "
+        'last tick within 1 tick of its smallest d; later ticks give no reward and their '
+        'decisions are not trained). Rewards are labelled after the episode, so the cut is '
+        "known then. It keeps what happens after the best state (an undetected success "
+        "wandering off, a failure's jump to 'not within the horizon') from being charged to "
+        'the actions that led there')
     updates_per_iteration: int = setting(16, 'Gradient updates per iteration (the paper: 16)')
     batch_size: int = setting(64, 'Decisions per update (the paper: 64); an iteration waits '
                               'for updates x batch on-policy decisions, then clears its buffer')
@@ -38,6 +48,9 @@ class ReinforceConfig:
         require(self.loss_scale > 0, f'loss_scale must be > 0, got {self.loss_scale!r}')
         require(self.baseline in BASELINES,
                 f'baseline must be one of {list(BASELINES)}, got {self.baseline!r}')
+        require(self.returns_until in RETURN_HORIZONS,
+                f'returns_until must be one of {list(RETURN_HORIZONS)}, got '
+                f'{self.returns_until!r}')
         for name in ('updates_per_iteration', 'batch_size'):
             require(getattr(self, name) >= 1, f'{name} must be >= 1, got {getattr(self, name)!r}')
         require(self.lr > 0, f'lr must be > 0, got {self.lr!r}')
