@@ -154,3 +154,21 @@ def test_a_setting_of_the_wrong_type_is_refused_by_name_and_yaml_floats_are_read
     # PyYAML reads 1e-4 (no dot) as a string and 1 as an int; both mean a float setting.
     assert SftConfig.from_dict({'lr': '1e-4'}).lr == 1e-4
     assert ReinforceConfig.from_dict({'lr': 1}).lr == 1.0
+
+
+class _Payload:
+    """An object a full unpickler would rebuild, and so could run code through."""
+
+    def __reduce__(self):
+        return (os.system, ('echo pwned',))
+
+
+def test_a_checkpoint_that_holds_more_than_tensors_and_plain_data_is_refused(tmp_path):
+    path = str(tmp_path / 'foreign.pt')
+    torch.save({'model': {}, 'config': {}, 'codec': {}, 'step': 0, 'x': _Payload()}, path)
+    with pytest.raises(ValueError, match='cannot be read safely .*foreign.pt|foreign.pt.*safely'):
+        load_checkpoint(path)
+    plain = str(tmp_path / 'plain.pt')
+    torch.save({'model': {'w': torch.zeros(2)}, 'config': {'steps': 3}, 'codec': {},
+                'step': 1}, plain)
+    assert load_checkpoint(plain)['config'] == {'steps': 3}

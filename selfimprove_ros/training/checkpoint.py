@@ -26,10 +26,14 @@ def load_checkpoint(path: str) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'no checkpoint at {path}; train first (selfimprove train sft)')
     try:
-        state = torch.load(path, map_location='cpu', weights_only=False)
+        # weights_only: tensors and plain data only. A checkpoint from a shared directory is
+        # untrusted input, and a full unpickler would run whatever code it names.
+        state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # noqa: B902 - torch raises many types for corrupt files
-        raise ValueError(f'checkpoint {path} cannot be read ({error}); it is corrupt or not a '
-                         'selfimprove checkpoint') from error
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f'checkpoint {path} cannot be read safely ({first}); it is corrupt, '
+                         'not a selfimprove checkpoint, or holds objects other than tensors '
+                         'and plain data') from error
     missing = [key for key in ('model', 'config', 'codec', 'step') if key not in state]
     if missing:
         raise ValueError(f'checkpoint {path} lacks {missing}; not a selfimprove checkpoint')
