@@ -42,6 +42,24 @@ def test_success_needs_k_consecutive_evaluations_under_the_threshold():
     assert not detector.update(0.0)
 
 
+def test_a_success_must_be_approached_not_jumped_to_from_failure():
+    config = SuccessConfig(threshold_steps=1.0, consecutive=3, failure_steps=100.0,
+                           recovery_ticks=4)
+    detector = SuccessDetector(config)
+    # The shape of every false detection measured in sim: "failed", then straight to "done".
+    fooled = [40, 150, 150, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert not any(detector.update(d) for d in fooled)  # however long the streak lasts
+    detector.reset()
+    # The same streak after four evaluations free of failure counts (a real approach).
+    assert [detector.update(d) for d in (150, 60, 30, 10, 5, 1, 0, 0)] == [False] * 7 + [True]
+    detector.reset()
+    assert [detector.update(d) for d in (150, 30, 10, 5, 1, 0, 0)] == [False] * 7  # 3 < 4
+    off = SuccessDetector(SuccessConfig(threshold_steps=1.0, consecutive=3, recovery_ticks=0))
+    assert [off.update(d) for d in fooled[:6]] == [False] * 5 + [True]
+    with pytest.raises(ValueError, match='failure_steps must be above threshold_steps'):
+        SuccessConfig(threshold_steps=5.0, failure_steps=5.0)
+
+
 def test_rewards_and_returns_match_a_hand_worked_episode():
     d = np.array([10.0, 8.0, 9.0, 4.0])  # three decisions and the final observation
     rewards = step_rewards(d)

@@ -26,6 +26,9 @@ def add_arguments(parser):
                         help='success when d <= this many control ticks (as success_detector)')
     parser.add_argument('--consecutive', type=int, default=SuccessConfig.consecutive,
                         help='...for this many ticks in a row')
+    parser.add_argument('--recovery-ticks', type=int, default=SuccessConfig.recovery_ticks,
+                        help='...not starting within this many ticks of a d at or above '
+                        f'{SuccessConfig.failure_steps:g} ("not within the horizon"); 0 = off')
     parser.add_argument('--control-period-s', type=float, default=0.1,
                         help='control tick [s] the bags are aligned to')
     parser.add_argument('--out', default='', help='also write the verdicts and summary as JSON')
@@ -43,7 +46,8 @@ def run(args) -> int:
     from selfimprove_ros.training.detector_audit import (audit_episode, audit_table, summarise,
                                                          verdict_rows)
 
-    config = SuccessConfig(args.threshold_steps, args.consecutive)
+    config = SuccessConfig(args.threshold_steps, args.consecutive,
+                           recovery_ticks=args.recovery_ticks)
     model = load_model(args.reward_model, 'reward.onnx', cameras=list(CAMERA_NAMES))
     data_config = labelling_dataset_config(model, args.control_period_s)
     bags = find_bags(args.bags)
@@ -59,7 +63,9 @@ def run(args) -> int:
             skipped.append((bag, str(error)))
             print(f'skipping {bag}: {error}')
     print(f'reward model {model.version}; rule d <= {config.threshold_steps} for '
-          f'{config.consecutive} ticks; {len(verdicts)} episodes audited, {len(skipped)} skipped')
+          f'{config.consecutive} ticks, approached (no d >= {config.failure_steps:g} in the '
+          f'{config.recovery_ticks} ticks before); {len(verdicts)} episodes audited, '
+          f'{len(skipped)} skipped')
     if not verdicts:
         return 1
     print(audit_table(verdicts))

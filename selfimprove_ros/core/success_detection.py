@@ -1,7 +1,12 @@
 """Learned success detection: d(o, g) <= s for k consecutive evaluations (the paper's rule).
 
 Debouncing over k evaluations keeps one noisy frame from ending an episode; the detector latches
-until reset because an episode ends at its first detected success.
+until reset because an episode ends at its first detected success. One addition: a success must
+be approached. A streak that starts within `recovery_ticks` evaluations of a d that says "not
+within the horizon" does not count, because no task here is recovered and finished that fast:
+d falling from "failed" straight to "done" is the model fooled by a pose it has seen only at
+the goal (measured in sim: every false detection of the shipped model looked like that, and no
+true one did; docs/sample_efficiency.md).
 """
 
 from dataclasses import dataclass
@@ -21,15 +26,26 @@ class SuccessConfig:
     threshold_steps: float = setting(
         1.0, 'Success when d(o, g) <= this many control ticks (the paper: a very small number)')
     consecutive: int = setting(3, 'Evaluations in a row that must be at or under the threshold')
+    failure_steps: float = setting(
+        100.0, 'd(o, g) [control ticks] at or above which the model says "not within the '
+        'horizon" (the task failed from here)')
+    recovery_ticks: int = setting(
+        10, 'A streak under the threshold counts only if none of the this many evaluations '
+        'before it reached failure_steps; 0 turns the check off')
 
     def __post_init__(self):
         require(self.threshold_steps >= 0,
                 f'threshold_steps must be >= 0 ticks, got {self.threshold_steps!r}')
         require(self.consecutive >= 1, f'consecutive must be >= 1, got {self.consecutive!r}')
+        require(self.failure_steps > self.threshold_steps,
+                f'failure_steps must be above threshold_steps ({self.threshold_steps!r}), got '
+                f'{self.failure_steps!r}')
+        require(self.recovery_ticks >= 0,
+                f'recovery_ticks must be >= 0, got {self.recovery_ticks!r}')
 
 
 class SuccessDetector:
-    """Count consecutive evaluations under the threshold; latch success once reached."""
+    """Count consecutive approached evaluations under the threshold; latch success once reached."""
 
     def __init__(self, config: SuccessConfig):
         self.config = config
@@ -38,16 +54,23 @@ class SuccessDetector:
     def reset(self):
         """Forget the running count and the latched verdict (a new episode)."""
         self.streak, self.succeeded = 0, False
+        self.approached = False
+        self.since_failure = math.inf  # evaluations since d last reached failure_steps
 
     def update(self, steps_to_go: float) -> bool:
         """Feed one evaluation of d(o, g) [ticks]; return whether success is (now) detected."""
         if steps_to_go != steps_to_go:  # NaN never counts as success, and breaks the streak
             self.streak = 0
         elif steps_to_go <= self.config.threshold_steps:
+            if self.streak == 0:
+                self.approached = self.since_failure >= self.config.recovery_ticks
             self.streak += 1
         else:
             self.streak = 0
-        self.succeeded = self.succeeded or self.streak >= self.config.consecutive
+        self.since_failure = 0 if steps_to_go >= self.config.failure_steps \
+            else self.since_failure + 1
+        self.succeeded = self.succeeded or (self.streak >= self.config.consecutive
+                                            and self.approached)
         return self.succeeded
 
 
