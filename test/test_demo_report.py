@@ -43,3 +43,19 @@ def test_the_demos_practice_settings_take_overrides_and_name_a_bad_one():
     assert config.updates_per_iteration == SIZES[False]['updates']
     with pytest.raises(ValueError, match="baseline must be one of .*, got 'median'"):
         practice_config(SIZES[False], ['baseline=median'])
+
+
+def test_a_second_demo_sets_the_first_ones_story_aside_and_keeps_stage1(tmp_path, capsys):
+    from selfimprove_ros.cli.demo import set_aside_previous_story
+    out = tmp_path / 'transfer_cube'
+    (out / 'improve').mkdir(parents=True)
+    (out / 'improve' / 'state.json').write_text('{"iteration": 3}')
+    (out / 'report.json').write_text('{}')
+    (out / 'sft').mkdir()  # Stage 1 from --from-scratch: resumable, stays
+    set_aside_previous_story(str(out))
+    assert sorted(os.listdir(out)) == ['previous', 'sft']
+    [aside] = os.listdir(out / 'previous')
+    assert (out / 'previous' / aside / 'improve' / 'state.json').read_text() == '{"iteration": 3}'
+    assert 'previous run of the demo was moved' in capsys.readouterr().out
+    set_aside_previous_story(str(out))  # nothing left to move: no second folder
+    assert len(os.listdir(out / 'previous')) == 1

@@ -74,6 +74,7 @@ def run(args) -> int:
     """Run the stages and print the report."""
     size = SIZES[args.full]
     out = os.path.abspath(os.path.join(args.out, args.task))
+    set_aside_previous_story(out)
     started = time.monotonic()
     stage = Stages(6 if args.from_scratch else 5)
     if args.from_scratch:
@@ -100,6 +101,26 @@ def run(args) -> int:
           'practice):')
     print(history_table(improve_run.history))
     return 0
+
+
+STORY = ('eval', 'improve', 'practice', 'logs', 'report.json', 'version_history.json',
+         'version_history.png')  # what one run of the story writes into its folder
+
+
+def set_aside_previous_story(out: str):
+    """Move an earlier run's story into out/previous/<time>/ so this run starts afresh.
+
+    Its practice run would otherwise resume from the old versions. Stage 1 built by
+    --from-scratch stays where it is, so that 40-minute build is not repeated.
+    """
+    found = [name for name in STORY if os.path.exists(os.path.join(out, name))]
+    if not found:
+        return
+    aside = os.path.join(out, 'previous', time.strftime('%Y%m%dT%H%M%S'))
+    os.makedirs(aside)
+    for name in found:
+        os.replace(os.path.join(out, name), os.path.join(aside, name))
+    print(f'the previous run of the demo was moved to {aside}', flush=True)
 
 
 def build_from_scratch(task: str, out: str, size: dict):
