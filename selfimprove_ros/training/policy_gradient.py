@@ -6,8 +6,8 @@ with t' the next decision (or the episode's last tick): the per-tick rewards of 
 summed over the chunk, which telescope to exactly that. R_t = sum_i gamma^(i-t) r_i over
 decisions; loss = -c * R_t * log pi(a_t | o_t, g), where log pi of a chunk is the sum of its
 token log-probabilities. No baseline by default, as the paper: the potential-based shaping
-carries one implicitly when the policy makes progress. `baseline: mean` subtracts the
-iteration's mean return instead, for a policy whose practice mostly fails (see run_iteration).
+carries one implicitly when the policy makes progress. `baseline: mean` or `step` subtracts one
+(see `baseline`); `returns_until: closest_approach` ends an episode at its smallest d.
 """
 
 from dataclasses import dataclass
