@@ -158,6 +158,21 @@ def test_a_run_killed_before_its_commit_redoes_the_iteration_once(stage1, tmp_pa
     assert again.history.record('s1').episodes == 0  # iterate() alone records no outcomes
 
 
+def test_trainable_action_head_moves_the_action_head_and_nothing_else(stage1, tmp_path):
+    bags = tmp_path / 'bags'
+    episodes = [practice_bag(str(bags), i, 's1') for i in range(2)]
+    config = ReinforceConfig(updates_per_iteration=2, batch_size=2, trainable='action_head',
+                             lr=1e-2)
+    run = ImproveRun(str(tmp_path / 'run'), config, stage1)
+    before = {k: v.clone() for k, v in run.model.state_dict().items()}
+    run.iterate(run.pending([str(bags)]), synthetic_decisions(episodes))
+    moved = {k for k, v in run.model.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, before[k])}
+    assert moved and all(k.startswith('action_head.') for k in moved)
+    with pytest.raises(ValueError, match="trainable must be one of .*, got 'trunk'"):
+        ReinforceConfig(trainable='trunk')
+
+
 def test_stage2_leaves_a_frozen_encoders_batchnorm_statistics_alone():
     from model_factory import tiny_codec
     from selfimprove_ros.model.two_head_model import TwoHeadModel

@@ -119,7 +119,12 @@ class ImproveRun:
         self.model.to(self.device)
         # The paper freezes the vision encoder in Stage 2; only the rest of the policy moves.
         self.model.encoder.requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(self.model.policy_parameters(), lr=self.config.lr,
+        moving = self.model.policy_parameters()
+        if self.config.trainable == 'action_head':
+            self.model.requires_grad_(False)
+            self.model.action_head.requires_grad_(True)
+            moving = list(self.model.action_head.parameters())
+        self.optimizer = torch.optim.AdamW(moving, lr=self.config.lr,
                                            weight_decay=self.config.weight_decay)
         if state.get('optimizer'):
             self.optimizer.load_state_dict(state['optimizer'])

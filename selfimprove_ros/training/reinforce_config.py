@@ -6,6 +6,7 @@ from selfimprove_ros.core.config import config_from_dict, require, setting
 
 BASELINES = ('none', 'mean', 'step')
 RETURN_HORIZONS = ('end', 'closest_approach')
+TRAINABLE = ('policy', 'action_head')
 
 
 @dataclass
@@ -29,6 +30,11 @@ class ReinforceConfig:
         "known then. It keeps what happens after the best state (an undetected success "
         "wandering off, a failure's jump to 'not within the horizon') from being charged to "
         'the actions that led there')
+    trainable: str = setting(
+        'policy', "What Stage 2 trains: 'policy' (all but the vision encoder, the paper) or "
+        "'action_head'. AdamW moves every trained parameter by about lr per update whatever "
+        'the gradient, so with few episodes per iteration, where most of the gradient is noise, '
+        'fewer moving parameters take a smaller random step (docs/sample_efficiency.md)')
     updates_per_iteration: int = setting(16, 'Gradient updates per iteration (the paper: 16)')
     batch_size: int = setting(64, 'Decisions per update (the paper: 64); an iteration waits '
                               'for updates x batch on-policy decisions, then clears its buffer')
@@ -51,6 +57,8 @@ class ReinforceConfig:
         require(self.returns_until in RETURN_HORIZONS,
                 f'returns_until must be one of {list(RETURN_HORIZONS)}, got '
                 f'{self.returns_until!r}')
+        require(self.trainable in TRAINABLE,
+                f'trainable must be one of {list(TRAINABLE)}, got {self.trainable!r}')
         for name in ('updates_per_iteration', 'batch_size'):
             require(getattr(self, name) >= 1, f'{name} must be >= 1, got {getattr(self, name)!r}')
         require(self.lr > 0, f'lr must be > 0, got {self.lr!r}')
