@@ -18,6 +18,7 @@ BENCHMARKS = {
     'policy-vision': ('policy_vision', 'does a policy use what its camera shows'),
     'practice-step': ('practice_step', 'how far one REINFORCE iteration moves a policy, per lr'),
     'stage1-ablation': ('stage1_ablation', 'what each part of the Stage-1 recipe adds, in sim'),
+    'practice-null': ('practice_null', 'practice against its shuffled-return control, in sim'),
 }
 
 
