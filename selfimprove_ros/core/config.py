@@ -47,10 +47,9 @@ def require_cameras(cameras):
 
 def config_from_dict(config_class, data: dict, what: str):
     """Build `config_class` from plain data, naming unknown keys instead of ignoring them."""
-    known = {field.name for field in dataclasses.fields(config_class)}
-    unknown = sorted(set(data) - known)
-    require(not unknown, f'unknown {what} settings {unknown}; known: {sorted(known)}')
     fields = {field.name: field for field in dataclasses.fields(config_class)}
+    unknown = sorted(set(data) - set(fields))
+    require(not unknown, f'unknown {what} settings {unknown}; known: {sorted(fields)}')
     return config_class(**{key: typed(value, fields[key], what) for key, value in data.items()})
 
 
@@ -64,7 +63,8 @@ def typed(value, field, what: str):
     anything else of the wrong type is refused here, not by a TypeError deep in validation.
     """
     kind = _SCALARS.get(getattr(field.type, '__name__', field.type))
-    if kind is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+    is_bool_for_int = kind is int and isinstance(value, bool)  # bool is an int subclass
+    if kind is None or (isinstance(value, kind) and not is_bool_for_int):
         return value
     if kind is float and not isinstance(value, bool):
         try:
