@@ -11,8 +11,9 @@ against Stage 1's 82/100; docs/sample_efficiency.md).
         --practice runs/demo/transfer_cube/practice --iterations 3 --set trainable=policy
 
 The practice bags must come from a run started at `--stage1` (their versions are named
-<stage1>-it<n>, as every ImproveRun names them). Each replayed version is evaluated greedily on
-the same unseen scenes (seeds 80000..). Writes benchmarks/results/practice_null.json.
+<stage1>-it<n>, as every ImproveRun names them). Each replayed version is evaluated on the same
+unseen scenes (seeds 80000..), greedily unless `--temperature` says otherwise. Writes
+benchmarks/results/practice_null.json.
 Measurements, not tests.
 """
 
@@ -53,11 +54,11 @@ def replay(stage1: str, practice: str, out: str, config, iterations: int, shuffl
 
 
 def evaluation(model_dir: str, stage1: str, out: str, args) -> dict:
-    """Greedy episodes of `model_dir` on the benchmark's scenes; return the sim success."""
+    """Episodes of `model_dir` on the benchmark's scenes; return the sim success."""
     from selfimprove_ros.cli.evaluate import evaluate
     shutil.rmtree(out, ignore_errors=True)
     report = evaluate(model_dir, stage1, args.task, args.episodes, out, seed=EVAL_SEED,
-                      temperature=0.0)
+                      temperature=args.temperature)
     return report['sim_success']
 
 
@@ -72,10 +73,15 @@ def parse_args(argv=None):
     parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
                         help="REINFORCE overrides on the demo's settings, e.g. lr=1e-5")
     parser.add_argument('--episodes', type=int, default=100, help='evaluation episodes each')
+    parser.add_argument('--temperature', type=float, default=0.0,
+                        help='sampling temperature of the evaluations (0 = greedy; 1 = the '
+                        'policy that practised, which is what REINFORCE improves)')
     parser.add_argument('--task', default='transfer_cube')
     parser.add_argument('--out', default=os.path.join('runs', 'practice_null'))
     parser.add_argument('--results', default=os.path.join(RESULTS, 'practice_null.json'))
     args = parser.parse_args(argv)
+    if args.temperature < 0:
+        parser.error(f'--temperature must be >= 0, got {args.temperature}')
     for name in ('iterations', 'episodes'):
         if getattr(args, name) < 1:
             parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
@@ -107,6 +113,7 @@ def main(argv=None):
     with open(args.results, 'w') as stream:
         json.dump({'stage1': os.path.abspath(args.stage1),
                    'practice': os.path.abspath(args.practice), 'iterations': args.iterations,
+                   'eval_temperature': args.temperature,
                    'reinforce_config': config.to_dict(), 'rows': rows,
                    'p_real_beats_shuffled': p_value, 'machine': machine(),
                    'argv': argv or sys.argv[1:]}, stream, indent=1)

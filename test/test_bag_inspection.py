@@ -179,3 +179,18 @@ def test_unreadable_bags(tmp_path):
         stream.write('rosbag2_bagfile_information: {version: 5}\n')
     problems = check_bag(path)
     assert kinds(problems) == ['unreadable'] and 'cannot be read' in problems[0].message
+
+
+def test_bag_check_of_a_folder_checks_each_bag_inside(tmp_path, capsys):
+    from selfimprove_ros.cli.main import main
+    good_bag(str(tmp_path / 'bags' / 'a'))
+    good_bag(str(tmp_path / 'bags' / 'b'))
+    broken = tmp_path / 'bags' / 'c'
+    broken.mkdir()
+    (broken / 'metadata.yaml').write_text('{not: [yaml')
+    assert main(['bag', 'check', str(tmp_path / 'bags')]) == 1
+    out = capsys.readouterr()
+    assert f'OK      {tmp_path / "bags" / "a"}' in out.out
+    assert f'OK      {tmp_path / "bags" / "b"}' in out.out
+    assert f'PROBLEM {broken}' in out.out
+    assert '1 of 3 bags have problems' in out.err

@@ -17,6 +17,7 @@ from rosbags.typesys import get_typestore, Stores
 
 from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata, read_episode_file
+from selfimprove_ros.bag.inspection import check_bag
 from selfimprove_ros.bag.recovery import recover_bag
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,14 +174,28 @@ def test_cut_anywhere_recovers_the_complete_chunks(tmp_path):
     writer.finish('success')
 
 
-def test_final_outcome_is_kept(tmp_path):
+def test_a_success_cut_before_its_closing_records_becomes_unknown(tmp_path):
+    # episode.yaml says success, but the recording ends before the writer's closing records:
+    # nothing shows the episode ran to that end, so it must never be cloned as a success.
     writer = write_bag(tmp_path / 'live', n=20, finish=False)
     bag = crashed_copy(writer, tmp_path / 'crash', 10**9)
     done = read_episode_file(bag).replace(outcome='success', end_time_ns=time.time_ns())
     with open(os.path.join(bag, 'episode.yaml'), 'w') as stream:
         yaml.safe_dump(done.to_dict(), stream)
-    assert recover_bag(bag).outcome == 'success'
+    report = recover_bag(bag)
+    assert report.outcome == 'unknown' and report.messages == 20
+    assert read_episode_file(bag).outcome == 'unknown'
+    assert 'recorded as success' in read_episode_file(bag).outcome_cause
     writer.finish('success')
+
+
+def test_a_success_whose_closing_records_survived_is_kept(tmp_path):
+    path = write_bag(tmp_path / 'done', n=20).path
+    mcap = next(Path(path).glob('*.mcap'))
+    mcap.write_bytes(mcap.read_bytes()[:-37])  # footer and closing magic lost, records intact
+    report = recover_bag(path)
+    assert report.status == 'recovered' and report.outcome == 'success'
+    assert read_episode_file(path).outcome == 'success'
 
 
 def test_missing_metadata_is_rebuilt_without_touching_data(tmp_path):
@@ -194,6 +209,24 @@ def test_missing_metadata_is_rebuilt_without_touching_data(tmp_path):
     assert report.status == 'repaired' and mcap.read_bytes() == data
     with open(os.path.join(path, 'metadata.yaml')) as stream:
         assert yaml.safe_load(stream) == original
+
+
+@pytest.mark.parametrize('garbage', ['{not: [yaml', 'just a string\n', '\xff\xfe'])
+def test_garbage_metadata_is_named_by_check_and_rebuilt_by_recover(tmp_path, garbage):
+    path = write_bag(tmp_path).path
+    with open(os.path.join(path, 'metadata.yaml')) as stream:
+        original = yaml.safe_load(stream)
+    with open(os.path.join(path, 'metadata.yaml'), 'w', encoding='latin-1') as stream:
+        stream.write(garbage)
+    (problem,) = [p for p in check_bag(path) if p.severity == 'error']
+    assert os.path.join(path, 'metadata.yaml') in str(problem) and 'bag recover' in str(problem)
+    assert len(str(problem).splitlines()) == 1
+    report = recover_bag(path)
+    assert report.status == 'repaired'
+    assert any('metadata.yaml.damaged' in note for note in report.notes)
+    with open(os.path.join(path, 'metadata.yaml')) as stream:
+        assert yaml.safe_load(stream) == original
+    assert not [p for p in check_bag(path) if p.severity == 'error']
 
 
 def test_refuses_a_bag_that_is_still_recording(tmp_path):

@@ -72,3 +72,45 @@ def test_the_installed_script_finds_the_benchmarks_from_the_checkout(tmp_path, w
             result.stdout, result.stderr
     else:
         assert result.returncode == 2 and 'run this from the checkout' in result.stderr
+
+
+def one_line_refusal(capsys, argv, *phrases):
+    """Run `argv`; assert exit 2 and a single stderr line holding every phrase."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'Traceback' not in err, err
+    for phrase in phrases:
+        assert phrase in err, err
+
+
+@pytest.mark.parametrize('setting, said', [
+    ('sft.steps=abc', "steps must be int, got 'abc'"),
+    ('sft.lr=abc', "lr must be float, got 'abc'")])
+def test_a_wrong_typed_override_is_one_line_and_exit_2(tmp_path, capsys, setting, said):
+    one_line_refusal(capsys, ['train', 'sft', '--bags', str(tmp_path), '--out',
+                              str(tmp_path / 'run'), '--set', setting], said)
+
+
+def test_a_wrong_typed_yaml_setting_is_one_line_and_exit_2(tmp_path, capsys):
+    config = tmp_path / 'sft.yaml'
+    config.write_text('sft:\n  steps: abc\n')
+    one_line_refusal(capsys, ['train', 'sft', '--bags', str(tmp_path), '--out',
+                              str(tmp_path / 'run'), '--config', str(config)],
+                     "steps must be int, got 'abc'")
+
+
+def test_sft_on_a_folder_without_bags_says_so(tmp_path, capsys):
+    one_line_refusal(capsys, ['train', 'sft', '--bags', str(tmp_path), '--out',
+                              str(tmp_path / 'run')], 'no episode bags found in', 'episode.yaml')
+
+
+def test_improve_refuses_negative_iterations_before_creating_anything(tmp_path, capsys):
+    run_dir = tmp_path / 'run'
+    one_line_refusal(capsys, ['train', 'improve', '--bags', str(tmp_path), '--out',
+                              str(run_dir), '--iterations', '-1'], 'got -1')
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize('verb', [['check'], ['verdict', '--failed']])
+def test_bag_verbs_refuse_a_missing_path_with_exit_2(tmp_path, capsys, verb):
+    one_line_refusal(capsys, ['bag', *verb, str(tmp_path / 'nothing')], 'does not exist')

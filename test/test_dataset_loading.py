@@ -93,14 +93,18 @@ def _sim_messages(ticks, success_from, cameras, skip_frames, commands, tokens, e
                    stamp + 30 * MS)
 
 
-def write_sim_bag(root, outcome='success', episode_id='ep1', finish=True, **options):
-    """Write an EpisodeBagWriter bag of `sim_messages`; return the writer."""
+def write_sim_bag(root, outcome='success', episode_id='ep1', finish=True, flush_every=0,
+                  **options):
+    """Write an EpisodeBagWriter bag of `sim_messages` (a chunk every `flush_every` messages
+    when > 0); return the writer."""
     writer = EpisodeBagWriter(str(root), EpisodeMetadata(
         robot='aloha1', task='cube', instruction='move the cube', policy_version='v0',
         episode_id=episode_id, start_time_ns=T0), max_chunk_s=60)
-    for topic, msgtype, data, log_ns in sim_messages(**options):
+    for index, (topic, msgtype, data, log_ns) in enumerate(sim_messages(**options)):
         writer.add_topic(topic, msgtype)
         writer.write(topic, data, log_ns)
+        if flush_every and (index + 1) % flush_every == 0:
+            writer.flush()
     if finish:
         writer.finish(outcome, end_time_ns=T0 + 2 * 10**9)
     return writer
@@ -265,6 +269,22 @@ def test_truncated_bag_loads_its_complete_records(tmp_path):
                                 log=lines.append)
     assert episodes[0].length == 10 and episodes[0].outcome == 'unknown'
     assert any('truncated MCAP' in line for line in lines)
+
+
+def test_a_finished_success_cut_in_half_is_never_cloned(tmp_path):
+    done = write_sim_bag(tmp_path / 'done', success_from=None, flush_every=5)
+    mcap = os.path.join(done.path, done.file_name)
+    with open(mcap, 'rb') as stream:
+        data = stream.read()
+    with open(mcap, 'wb') as stream:
+        stream.write(data[:len(data) // 2])
+    lines = []
+    episodes, skipped = load_episodes(tmp_path / 'done', config(tmp_path), log=lines.append)
+    assert episodes == [] and "outcome 'unknown'" in skipped[0][1]
+    assert any('success not trusted' in line for line in lines)
+    (kept,), _ = load_episodes(tmp_path / 'done', config(tmp_path, include_failed=True),
+                               log=lines.append)
+    assert kept.outcome == 'unknown' and kept.success_tick is None and not kept.cloned
 
 
 def test_each_kind_of_bad_bag_is_named_and_the_good_one_loads(tmp_path):

@@ -1,14 +1,17 @@
 """Stage 2 against hand-worked numbers: chunk log-probabilities, the REINFORCE loss, decision
 returns, on-policy filtering by version, and a run that resumes without double counting."""
 
+import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from episode_factory import synthetic_episode, synthetic_sft_data, tiny_sft_config
+from selfimprove_ros.model.manifest import read_manifest
 from selfimprove_ros.runtime.episode_labelling import FORMAT, read_labels, write_labels
 from selfimprove_ros.training import improve_run
 from selfimprove_ros.training.improve_run import ImproveRun
@@ -250,3 +253,22 @@ def test_a_mean_baseline_turns_equal_returns_into_no_update_and_keeps_the_rankin
     assert change[:3].min() > 0 > change[3:].max()
     with pytest.raises(ValueError, match="baseline must be one of .*'step'.*, got 'x'"):
         ReinforceConfig(baseline='x')
+
+
+def test_a_shipped_model_directory_starts_from_its_own_policy_pt(stage1, tmp_path):
+    # The provenance names where the model was trained, a path only that machine has.
+    shipped = str(tmp_path / 'shipped')
+    shutil.copytree(stage1, shipped)
+    source = read_manifest(stage1)['provenance']['checkpoints']['policy']['path']
+    shutil.copy(source, os.path.join(shipped, 'policy.pt'))
+    manifest_path = os.path.join(shipped, 'manifest.json')
+    with open(manifest_path) as stream:
+        manifest = json.load(stream)
+    manifest['provenance']['checkpoints']['policy']['path'] = '/elsewhere/last.pt'
+    with open(manifest_path, 'w') as stream:
+        json.dump(manifest, stream)
+    run = ImproveRun(str(tmp_path / 'run'), ReinforceConfig(), shipped)
+    assert run.version == 's1'
+    os.remove(os.path.join(shipped, 'policy.pt'))
+    with pytest.raises(FileNotFoundError, match='/elsewhere/last.pt'):
+        ImproveRun(str(tmp_path / 'run2'), ReinforceConfig(), shipped)

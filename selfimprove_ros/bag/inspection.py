@@ -15,7 +15,7 @@ from mcap.records import Channel, Message, Schema
 
 from .episode_bag import is_being_written
 from .episode_metadata import METADATA_FILE, read_episode_file
-from .recovery import is_complete_mcap, TolerantScan
+from .recovery import is_complete_mcap, metadata_problem, TolerantScan
 
 # Bytes per pixel of sensor_msgs/Image encodings (sensor_msgs/image_encodings.hpp).
 IMAGE_ENCODINGS = {
@@ -170,6 +170,15 @@ def _has_metadata(bag_dir):
     return os.path.exists(os.path.join(bag_dir, METADATA_FILE))
 
 
+def unreadable_reason(bag_dir: str, error: Exception) -> str:
+    """One line on why a bag cannot be read, naming the file at fault and the fix."""
+    problem = metadata_problem(bag_dir)
+    if problem and glob.glob(os.path.join(glob.escape(bag_dir), '*.mcap')):
+        return f'{problem}; `selfimprove bag recover {bag_dir}` rebuilds it from the MCAP'
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f'{bag_dir} cannot be read: {first}'
+
+
 def check_bag(bag_dir, expected_topics=None, max_gap_s=1.0, image_encodings=None):
     """Return the list of Problems found in the bag at `bag_dir` (empty when all is well).
 
@@ -188,7 +197,7 @@ def check_bag(bag_dir, expected_topics=None, max_gap_s=1.0, image_encodings=None
         reader = _BagReader(bag_dir)
         times, images = _read_all(reader, image_encodings or IMAGE_ENCODINGS)
     except Exception as err:  # noqa: B902 - any reader failure is reported, not raised
-        return problems + [Problem('unreadable', f'{bag_dir} cannot be read: {err}')]
+        return problems + [Problem('unreadable', unreadable_reason(bag_dir, err))]
     problems += images
     problems += _topic_problems(reader, times, expected_topics or ())
     problems += _gap_problems(times, max_gap_s)

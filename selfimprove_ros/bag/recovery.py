@@ -14,6 +14,7 @@ import dataclasses
 import glob
 import os
 
+import yaml
 from mcap.reader import make_reader
 from mcap.records import Attachment, Channel, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
@@ -146,6 +147,8 @@ def _rebuild(bag_dir, source, target, metadata_version, compression):
         writer = open_mcap(out, compression)
         topics, closing = _copy_records(scan, writer, report)
         episode = _final_episode(bag_dir, topics, report, closing.get('episode'))
+        if episode is not None and episode.outcome == 'success' and 'episode' not in closing:
+            episode = _untrusted_success(episode, report)
         info = rosbag2_metadata(os.path.basename(target), topics, episode, metadata_version)
         close_mcap(writer, out, episode, info)
     report.discarded_bytes = scan.size - scan.good_bytes
@@ -165,6 +168,21 @@ def _rebuild(bag_dir, source, target, metadata_version, compression):
     if episode is not None:
         write_episode_file(bag_dir, episode)
     return report
+
+
+def _untrusted_success(episode, report):
+    """Return the episode with its success made unknown: the end that showed it is lost.
+
+    The writer's closing records come after the last message; without them nothing says the
+    episode ran to the end that episode.yaml describes, so it must not be cloned as a success.
+    """
+    report.notes.append('outcome success not trusted: the recording was cut before its '
+                        'closing records; `selfimprove bag verdict --succeeded` if a person '
+                        'saw it succeed')
+    report.outcome = 'unknown'
+    cause = episode.outcome_cause or 'no cause recorded'
+    return episode.replace(outcome='unknown', outcome_cause=(
+        f'recovered from a cut recording whose end is lost (recorded as success: {cause})'))
 
 
 def _copy_records(scan, writer, report):
@@ -249,7 +267,12 @@ def _repair_side_files(bag_dir, mcap_path, metadata_version):
         write_episode_file(bag_dir, episode)
         report.status = 'repaired'
         report.notes.append(f'episode.yaml rewritten with outcome {episode.outcome}')
-    if not os.path.exists(os.path.join(bag_dir, METADATA_FILE)):
+    unreadable = metadata_problem(bag_dir)
+    if unreadable:
+        if os.path.exists(os.path.join(bag_dir, METADATA_FILE)):
+            damaged = _unique(os.path.join(bag_dir, METADATA_FILE + DAMAGED_SUFFIX))
+            os.replace(os.path.join(bag_dir, METADATA_FILE), damaged)
+            report.notes.append(f'{unreadable}; kept as {os.path.basename(damaged)}')
         write_bag_metadata(bag_dir, rosbag2_metadata(os.path.basename(mcap_path), topics,
                                                      episode, metadata_version))
         report.status = 'repaired'
@@ -257,6 +280,21 @@ def _repair_side_files(bag_dir, mcap_path, metadata_version):
     report.messages = summary.statistics.message_count if summary.statistics else 0
     report.topics = {t.topic: t.count for t in topics}
     return report
+
+
+def metadata_problem(bag_dir) -> str:
+    """Return why the bag's metadata.yaml cannot serve a reader, or '' if it can."""
+    path = os.path.join(bag_dir, METADATA_FILE)
+    if not os.path.exists(path):
+        return f'{path} is missing'
+    try:
+        with open(path) as stream:
+            data = yaml.safe_load(stream)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        return f'{path} is not readable YAML ({type(error).__name__})'
+    if not isinstance(data, dict) or 'rosbag2_bagfile_information' not in data:
+        return f'{path} is not rosbag2 metadata (no rosbag2_bagfile_information)'
+    return ''
 
 
 def _summary_topics(summary):

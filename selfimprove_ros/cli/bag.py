@@ -14,7 +14,8 @@ def add_arguments(parser):
     info = verbs.add_parser('info', help='topics, counts, rates, duration and episode metadata')
     info.add_argument('bags', nargs='+', help='bag directories')
     check = verbs.add_parser('check', help='report missing topics, gaps, bad encodings')
-    check.add_argument('bags', nargs='+', help='bag directories')
+    check.add_argument('bags', nargs='+', help='bag directories, or folders of them (each bag '
+                       'inside is checked)')
     check.add_argument('--expect', nargs='*', default=None,
                        help='topics that must be present (default: those in the bag)')
     check.add_argument('--max-gap-s', type=float, default=1.0,
@@ -51,6 +52,26 @@ def run(args) -> int:
             'verdict': run_verdict, 'import-act': run_import_act}[args.verb](args)
 
 
+def existing(paths) -> list:
+    """Return `paths`; refuse (exit 2) before touching any if one does not exist."""
+    import os
+    missing = [path for path in paths if not os.path.exists(path)]
+    if missing:
+        raise FileNotFoundError(f'{", ".join(missing)} does not exist; nothing was changed. '
+                                'Pass episode bag directories (selfimprove bag info shows one)')
+    return list(paths)
+
+
+def bags_to_check(paths) -> list:
+    """Expand each folder of bags into its bags; a folder holding none is checked as a bag."""
+    from selfimprove_ros.data.episode_loader import find_bags, is_bag_dir
+    bags = []
+    for path in existing(paths):
+        inside = [] if is_bag_dir(path) else find_bags(path)
+        bags.extend(inside or [path])
+    return bags
+
+
 def run_info(args) -> int:
     """Print each bag's description as YAML."""
     from selfimprove_ros.bag.inspection import bag_info
@@ -62,8 +83,9 @@ def run_info(args) -> int:
 def run_check(args) -> int:
     """Print each bag's problems; exit 1 if any bag has an error (warnings only print)."""
     from selfimprove_ros.bag.inspection import check_bag
+    bags = bags_to_check(args.bags)
     failed = 0
-    for path in args.bags:
+    for path in bags:
         problems = check_bag(path, expected_topics=args.expect, max_gap_s=args.max_gap_s)
         errors = [p for p in problems if p.severity == 'error']
         failed += bool(errors)
@@ -71,7 +93,7 @@ def run_check(args) -> int:
         for problem in problems:
             print(f'  - {problem}')
     if failed:
-        print(f'{failed} of {len(args.bags)} bags have problems', file=sys.stderr)
+        print(f'{failed} of {len(bags)} bags have problems', file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -87,7 +109,7 @@ def run_verdict(args) -> int:
     """Record the verdict in each bag; exit 1 if any bag refused it (the others keep theirs)."""
     from selfimprove_ros.bag.verdict import record_verdict
     refused = 0
-    for path in args.bags:
+    for path in existing(args.bags):
         try:
             record = record_verdict(path, args.success, note=args.note, by=args.by)
         except ValueError as error:

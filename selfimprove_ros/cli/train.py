@@ -28,7 +28,8 @@ def add_arguments(parser):
     improve.add_argument('--model', default='',
                          help='Stage-1 model directory the robots start with (new runs)')
     improve.add_argument('--checkpoint', default='',
-                         help='policy checkpoint (default: the one the model manifest names)')
+                         help='policy checkpoint (default: MODEL/policy.pt, else the one the '
+                         'model manifest names)')
     improve.add_argument('--iterations', type=int, default=1,
                          help='iterations to run before exiting (0 = forever)')
     improve.add_argument('--poll-s', type=float, default=5.0,
@@ -77,6 +78,10 @@ def run_improve(args) -> int:
     from selfimprove_ros.training.improve_loop import improve_forever
     from selfimprove_ros.training.reinforce_config import ReinforceConfig
     from selfimprove_ros.training.sft_config import apply_overrides
+    if args.iterations < 0:
+        raise ValueError(f'--iterations must be >= 0 (0 = forever), got {args.iterations}')
+    if args.poll_s <= 0:
+        raise ValueError(f'--poll-s must be > 0, got {args.poll_s}')
     config = ReinforceConfig.from_dict(apply_overrides({}, args.overrides))
     for model_dir in improve_forever(args.bags, args.out, config, args.model, args.checkpoint,
                                      args.iterations, args.poll_s):

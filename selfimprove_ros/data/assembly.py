@@ -68,6 +68,11 @@ def build_episode(streams, config) -> Episode:
         sim_success = bool(streams.success_values.any())
         success = success_tick(streams.success_log_ns, streams.success_values, aligned.tick_ns)
     person = recorded_verdict(meta.get('extra'))
+    if meta['outcome'] == 'success' and not streams.complete:
+        # The end that showed the success may be what was cut off: never clone it as one.
+        meta = {**meta, 'outcome': 'unknown'}
+        notes.append('outcome success not trusted: the MCAP is cut (no footer); `selfimprove '
+                     'bag recover` keeps it if its closing records survived')
     if meta['outcome'] == 'success' and sim_success is False:
         # A learned detector ended it; the simulator, which knows, says the goal was not reached.
         notes.append('outcome success but sim/success never true: treated as a failure')

@@ -20,7 +20,8 @@ from .episode import Episode
 
 # 2: an outcome `success` the simulator denies no longer gets a success tick.
 # 3: grasp_target; intended commands are the default action labels. 4: grasp_ticks.
-CACHE_VERSION = 4
+# 5: a cut MCAP's recorded success is outcome 'unknown'.
+CACHE_VERSION = 5
 META_FILE = 'meta.json'
 _SCALARS = ('episode_id', 'robot', 'task', 'instruction', 'policy_version', 'outcome',
             'success_tick', 'sim_success', 'token_versions', 'dropped_ticks', 'extra')

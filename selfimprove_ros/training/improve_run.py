@@ -44,6 +44,18 @@ def write_json_atomic(path: str, data):
     os.replace(tmp, path)
 
 
+def shipped_checkpoint(model_dir: str, manifest: dict) -> str:
+    """Return the policy checkpoint a model directory starts from.
+
+    A shipped model directory carries its own policy.pt; the path in the provenance is where
+    it was trained, which exists only on the machine that trained it.
+    """
+    beside = os.path.join(model_dir, 'policy.pt')
+    if os.path.exists(beside):
+        return beside
+    return manifest.get('provenance', {}).get('checkpoints', {}).get('policy', {}).get('path', '')
+
+
 class ImproveRun:
     """The policy copy being improved and the bookkeeping that makes it on-policy."""
 
@@ -75,8 +87,7 @@ class ImproveRun:
                              'robots start with (--model)')
         manifest = read_manifest(model_dir)
         version = manifest['version']
-        source = checkpoint or manifest.get('provenance', {}).get('checkpoints', {}).get(
-            'policy', {}).get('path', '')
+        source = checkpoint or shipped_checkpoint(model_dir, manifest)
         if not source:
             raise ValueError(f'{model_dir} does not name its policy checkpoint; pass --checkpoint')
         state = ckpt.load_checkpoint(source)

@@ -59,13 +59,22 @@ def apply_split(episodes, split: dict, config: DatasetConfig, log):
     return [ep for ep in episodes if ep.episode_id not in val_set], val
 
 
+def no_episodes_message(bags, skipped) -> str:
+    """Say why `bags` gave nothing to train on: the first skipped bags, or that none were found."""
+    if not skipped:
+        return (f'no episode bags found in {list(bags)}: give the directories `selfimprove '
+                'collect` or the recorder wrote (each bag holds episode.yaml)')
+    reasons = '; '.join(f'{path}: {reason}' for path, reason in skipped[:5])
+    more = f' (and {len(skipped) - 5} more)' if len(skipped) > 5 else ''
+    return f'no usable episodes in {list(bags)}: {reasons}{more}'
+
+
 def load_sft_data(bags, run_dir: str, config, overrides: dict, log=print) -> SftData:
     """Load demonstrations for SFT config `config`, keeping the run's split if it has one."""
     data_config = dataset_config(config.model, overrides, run_dir)
     episodes, skipped = load_episodes(bags, data_config, log)
     if not episodes:
-        raise ValueError(f'no usable episodes in {bags}: ' + '; '.join(
-            f'{path}: {reason}' for path, reason in skipped[:5]))
+        raise ValueError(no_episodes_message(bags, skipped))
     split = stored_split(run_dir)
     if split:
         train, val = apply_split(episodes, split, data_config, log)
