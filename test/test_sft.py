@@ -60,6 +60,31 @@ def test_killed_training_resumes_to_the_same_step_and_weights(tmp_path):
         assert torch.allclose(value, _weights(killed)[name], atol=1e-5), name
 
 
+def test_last_checkpoint_is_written_by_the_clock_between_step_checkpoints(tmp_path):
+    # Slow steps: a kill between two step checkpoints would lose everything since the last.
+    trainer = SftTrainer(synthetic_sft_data(), str(tmp_path), tiny_sft_config(
+        7, checkpoint_every=1000, eval_every=1000, checkpoint_every_s=30.0),
+        log=lambda *_: None)
+    now = [0.0]
+    trainer.clock, trainer.saved_at_s = (lambda: now[0]), 0.0
+    saved = []
+    real_save = trainer.save
+
+    def save(name, state=None):
+        saved.append((trainer.step, name))
+        real_save(name, state)
+    trainer.save = save
+
+    def step():
+        now[0] += 20.0  # [s] per step
+        return real_step()
+    real_step, trainer.train_step = trainer.train_step, step
+    trainer.run()
+    assert [s for s, name in saved if name == 'last.pt'] == [2, 4, 6, 7]
+    with pytest.raises(ValueError, match='checkpoint_every_s must be >= 0 s .*got -1'):
+        tiny_sft_config(7, checkpoint_every_s=-1)
+
+
 def test_two_gloo_processes_match_one_process(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS='1')
     single = subprocess.run([sys.executable, JOB, str(tmp_path / 'one'), '20'], env=env,

@@ -40,6 +40,9 @@ class SftConfig:
     eval_every: int = setting(250, 'Steps between validation passes')
     eval_batches: int = setting(8, 'Batches per validation pass')
     checkpoint_every: int = setting(250, 'Steps between checkpoints (last.pt)')
+    checkpoint_every_s: float = setting(
+        60.0, 'Also write last.pt once this many seconds [s] have passed since the last one, so '
+        'a kill loses at most about this much training however slow the steps; 0 disables')
     seed: int = setting(0, 'Seed of sampling and initialisation')
     device: str = setting('auto', "'auto' (cuda if present), 'cpu' or 'cuda[:N]'")
     amp: bool = setting(True, 'bfloat16 autocast on GPU; ignored on CPU')
@@ -55,6 +58,8 @@ class SftConfig:
         require(self.batch_size % 2 == 0,
                 f'batch_size must be even (half BC, half steps-to-go), got {self.batch_size}')
         require(self.lr > 0, f'lr must be > 0, got {self.lr!r}')
+        require(self.checkpoint_every_s >= 0,
+                f'checkpoint_every_s must be >= 0 s (0 disables), got {self.checkpoint_every_s!r}')
         require(self.soft_target_sigma_bins >= 0,
                 f'soft_target_sigma_bins must be >= 0 bins, got {self.soft_target_sigma_bins!r}')
         require(self.grasp_target_weight >= 0,

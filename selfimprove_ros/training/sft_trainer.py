@@ -5,7 +5,8 @@ checkpointing. The run directory holds everything:
 
     RUN_DIR/config.yaml              resolved SFT + dataset config
     RUN_DIR/split.json               which episodes trained and which validated
-    RUN_DIR/checkpoints/last.pt      resume point (every `checkpoint_every` steps and at the end)
+    RUN_DIR/checkpoints/last.pt      resume point (every `checkpoint_every` steps or
+                                     `checkpoint_every_s` seconds, and at the end)
     RUN_DIR/checkpoints/best_steps_to_go.pt   the reward model's checkpoint
     RUN_DIR/checkpoints/best_bc.pt   best BC validation loss (not necessarily the best policy)
     RUN_DIR/metrics.jsonl            validation history
@@ -72,6 +73,8 @@ class SftTrainer:
                                   self.codec.joint_std).to(self.ctx.device)
         self.optimizer = make_optimizer(self.model, config)
         self.step, self.best, self.wait_s, self.compute_s = 0, {}, 0.0, 0.0
+        self.clock = time.monotonic  # [s]; a test may substitute its own
+        self.saved_at_s = self.clock()
         if self.resumed:
             self._restore(self.resumed)
         self.ddp = (DistributedDataParallel(self.model) if self.ctx.world > 1 else self.model)
@@ -177,6 +180,13 @@ class SftTrainer:
                 state = state or self.state()
                 self.save(name, state)
 
+    def checkpoint_due(self) -> bool:
+        """Return whether last.pt is due: every `checkpoint_every` steps or seconds, at the end."""
+        config = self.config
+        late = config.checkpoint_every_s > 0 and \
+            self.clock() - self.saved_at_s >= config.checkpoint_every_s
+        return late or self.step % config.checkpoint_every == 0 or self.step == config.steps
+
     def run(self) -> dict:
         """Train to `config.steps`, evaluating and checkpointing on the way."""
         config = self.config
@@ -196,8 +206,9 @@ class SftTrainer:
             if self.step % config.eval_every == 0 or self.step == config.steps:
                 metrics = self.evaluate()
                 self.record_validation(metrics)
-            if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+            if self.checkpoint_due():
                 self.save(ckpt.LAST)
+                self.saved_at_s = self.clock()
         if self.ctx.is_main:
             progress.close()
             self.writer.close()
