@@ -114,3 +114,52 @@ def test_improve_refuses_negative_iterations_before_creating_anything(tmp_path, 
 @pytest.mark.parametrize('verb', [['check'], ['verdict', '--failed']])
 def test_bag_verbs_refuse_a_missing_path_with_exit_2(tmp_path, capsys, verb):
     one_line_refusal(capsys, ['bag', *verb, str(tmp_path / 'nothing')], 'does not exist')
+
+
+def random_bytes_policy(model_dir):
+    """Overwrite policy.onnx with random bytes and make the manifest's sha256 match them."""
+    import json
+
+    from selfimprove_ros.model.manifest import sha256_of
+    policy = os.path.join(model_dir, 'policy.onnx')
+    with open(policy, 'wb') as stream:
+        stream.write(os.urandom(3000))
+    with open(os.path.join(model_dir, 'manifest.json')) as stream:
+        manifest = json.load(stream)
+    manifest['files']['policy.onnx']['sha256'] = sha256_of(policy)
+    with open(os.path.join(model_dir, 'manifest.json'), 'w') as stream:
+        json.dump(manifest, stream)
+
+
+@pytest.fixture(scope='module')
+def tiny_model(tmp_path_factory):
+    from model_factory import tiny_model_dir
+    return tiny_model_dir(tmp_path_factory.mktemp('tiny') / 'model')[0]
+
+
+@pytest.mark.parametrize('flaw, said', [
+    (['--max-ticks', '-5'], '--max-ticks must be >= 1, got -5'),
+    (['--temperature', '-1'], '--temperature must be >= 0, got -1.0'),
+    ('policy', 'cannot be opened by ONNX Runtime'),
+    ('reward', 'reward.onnx: sha256')])
+def test_eval_refuses_what_the_graph_would_refuse_before_starting_it(tmp_path, capsys,
+                                                                     monkeypatch, tiny_model,
+                                                                     flaw, said):
+    import shutil
+
+    from selfimprove_ros.cli import evaluate
+    model, reward = str(tmp_path / 'model'), str(tmp_path / 'reward')
+    shutil.copytree(tiny_model, model)
+    shutil.copytree(tiny_model, reward)
+    if flaw == 'policy':
+        random_bytes_policy(model)
+    if flaw == 'reward':
+        with open(os.path.join(reward, 'reward.onnx'), 'ab') as stream:
+            stream.write(b'tampered')
+
+    def graph(*_args, **_kwargs):
+        raise AssertionError('the graph started')
+    monkeypatch.setattr(evaluate, 'run_graph_until_labelled', graph)
+    options = flaw if isinstance(flaw, list) else []
+    one_line_refusal(capsys, ['eval', '--model', model, '--reward-model', reward, '--out',
+                              str(tmp_path / 'out'), *options], said)

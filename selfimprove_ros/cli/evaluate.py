@@ -34,15 +34,31 @@ def run(args) -> int:
     return 0
 
 
+def preflight(model_dir, reward_model_dir, episodes, max_ticks, temperature) -> dict:
+    """Refuse, before any node starts, what the graph would refuse; return the manifest.
+
+    The nodes check the same things, but a refusal there reads as a broken graph three
+    restarts later, with the reason buried in a node's log.
+    """
+    from selfimprove_ros.model.manifest import read_manifest
+    from selfimprove_ros.runtime.onnx_model import load_model
+    for name, value, low in (('--episodes', episodes, 1), ('--max-ticks', max_ticks, 1),
+                             ('--temperature', temperature, 0)):
+        if value < low:
+            raise ValueError(f'{name} must be >= {low}, got {value}')
+    manifest = read_manifest(model_dir)
+    cameras = manifest['codec']['cameras']
+    load_model(model_dir, 'policy.onnx', cameras, providers='cpu')
+    load_model(reward_model_dir, 'reward.onnx', cameras, providers='cpu')
+    return manifest
+
+
 def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ticks=100,
              temperature=0.0, robot='aloha1', log=print) -> dict:
     """Run `episodes` episodes of the policy through the sim graph and report on them."""
     from selfimprove_ros.graph.description import build_graph, config_path, load_config
-    from selfimprove_ros.model.manifest import read_manifest
     from selfimprove_ros.training.episode_report import episode_report
-    if episodes < 1:
-        raise ValueError(f'--episodes must be >= 1, got {episodes}')
-    manifest = read_manifest(model_dir)
+    manifest = preflight(model_dir, reward_model_dir, episodes, max_ticks, temperature)
     cameras = manifest['codec']['cameras']
     out = os.path.abspath(out)
     overrides = {
