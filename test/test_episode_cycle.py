@@ -174,6 +174,21 @@ def test_missing_saved_moves_on_after_the_timeout():
     assert cycle.machine.cause == 'the recorder did not confirm the bag'
 
 
+def test_a_recorder_that_cannot_write_ends_the_episode_as_a_fault_at_once():
+    cycle, io, clock = make_cycle(auto_reset=False, saved_timeout_s=3.0)
+    cycle.request('reset_done')
+    episode_id = acknowledge(cycle, io)
+    cycle.on_event({'event': 'refused', 'episode_id': 'another', 'cause': 'not mine'})
+    assert cycle.machine.phase.value == 'running'
+    cycle.on_event({'event': 'refused', 'episode_id': episode_id,
+                    'cause': 'No space left on device'})
+    assert io.events[-1]['event'] == 'end' and io.events[-1]['outcome'] == 'fault'
+    assert io.events[-1]['cause'] == 'recorder: No space left on device'
+    # No `saved` will come: the robot waits for its reset, not for the recorder's timeout.
+    assert cycle.machine.phase.value == 'waiting_for_reset'
+    assert cycle.machine.cause == 'recorder: No space left on device'
+
+
 def test_sim_reset_is_called_again_after_a_timeout_or_a_failure():
     cycle, io, clock = make_cycle(reset_timeout_s=2.0)
     cycle.step()

@@ -298,6 +298,35 @@ class EpisodeBagWriter:
             write_episode_file(self.path, self.episode)
         return self.path
 
+    def abandon(self, cause: str) -> bool:
+        """Stop writing after a failure (a full disk): close the file as it is, without summary.
+
+        Every complete chunk stays readable (`selfimprove bag recover` rebuilds the index).
+        episode.yaml is set to 'fault' with `cause` if the disk still takes that much; returns
+        whether it did, so the caller can try again once space is back (`mark_fault`).
+        """
+        self._stop.set()
+        self._flusher.join()
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+            try:
+                self._stream.close()
+            except OSError:
+                pass  # the unflushed tail is lost either way; the complete chunks are on disk
+        self.episode = self.episode.replace(outcome='fault', outcome_cause=cause,
+                                            end_time_ns=time.time_ns())
+        return self.mark_fault()
+
+    def mark_fault(self) -> bool:
+        """Write the abandoned episode's 'fault' into episode.yaml; return whether it worked."""
+        try:
+            write_episode_file(self.path, self.episode)
+        except OSError:
+            return False
+        return True
+
     def __enter__(self):
         """Return self; the bag is already open."""
         return self

@@ -4,21 +4,24 @@
 recorder's acknowledgement (whoever started the episode repeats `start` until it arrives, because
 a DDS reader can miss the first messages of a writer it has not fully matched yet), `acting`
 is a controller's acknowledgement (the collector waits for the expert's, for the same reason),
-`end` closes it with an outcome, `saved` is the recorder's answer naming the bag it wrote, and
-`labelled` is the reward scorer's, naming the steps-to-go labels it stored beside it. JSON in a
+`end` closes it with an outcome, `saved` is the recorder's answer naming the bag it wrote,
+`refused` is the recorder's word that it cannot record the episode (a full disk: the episode
+ends as a fault with that cause), and `labelled` is the reward scorer's, naming the steps-to-go
+labels it stored beside it. JSON in a
 String keeps the package free of custom message types (ament_python cannot generate them)
 while staying readable in `ros2 topic echo` and in every bag.
 """
 
 import json
 
-KINDS = ('start', 'recording', 'acting', 'end', 'saved', 'labelled')
+KINDS = ('start', 'recording', 'acting', 'end', 'saved', 'refused', 'labelled')
 REQUIRED = {
     'start': ('episode_id', 'robot', 'task'),
     'recording': ('episode_id', 'path'),
     'acting': ('episode_id', 'controller'),
     'end': ('episode_id', 'outcome'),
     'saved': ('episode_id', 'path'),
+    'refused': ('episode_id', 'cause'),
     'labelled': ('episode_id', 'path'),
 }
 

@@ -124,7 +124,7 @@ class EpisodeManagerNode(Node):
             event = parse_event(msg.data)
         except ValueError:
             return
-        if event['event'] in ('recording', 'saved'):
+        if event['event'] in ('recording', 'refused', 'saved'):
             self.cycle.on_event(event)
 
     def on_joints(self, msg: JointState):

@@ -130,7 +130,8 @@ class EpisodeCycle:
         self.deadline = self.clock() + self.config.saved_timeout_s
         if not watch.recording:
             self.deadline = None
-            self.apply(machine.finished('no bag: the recorder never acknowledged the start'))
+            self.apply(machine.finished(
+                watch.refused or 'no bag: the recorder never acknowledged the start'))
 
     # ---------------------------------------------------------------- periodic work
 
@@ -206,7 +207,7 @@ class EpisodeCycle:
     # ---------------------------------------------------------------- what the graph says
 
     def on_event(self, event: dict):
-        """Take the recorder's `recording` and `saved` answers for the current episode."""
+        """Take the recorder's `recording`, `refused` and `saved` answers for this episode."""
         watch = self.watch
         if watch is None or event['episode_id'] != watch.episode_id:
             return
@@ -215,6 +216,11 @@ class EpisodeCycle:
             if self.machine.phase is Phase.RUNNING:
                 self.deadline = None
             self.log.info(f'episode {watch.episode_id}: recording to {watch.recording}')
+        elif event['event'] == 'refused' and self.machine.phase is Phase.RUNNING:
+            # Nothing of it is being recorded: end it now, and expect no `saved`.
+            watch.recording, watch.refused = '', f'recorder: {event["cause"]}'
+            self.deadline = None
+            self.apply(self.machine.fault(watch.refused))
         elif event['event'] == 'saved' and self.machine.phase in ENDED:
             self.last_saved = (watch.episode_id, event['path'])
             self.deadline = None

@@ -35,6 +35,7 @@ class EpisodeWatch:
     sim_success: bool = False  # the simulator reported success at some tick (evaluation)
     acting: bool = False       # the controller has acted (guard ok/clamped, policy ok)
     recording: str = ''        # bag path from the recorder's acknowledgement
+    refused: str = ''          # why the recorder stopped recording it (a full disk)
     first_stamp_ns: int = None
     versions: list = field(default_factory=list)
 

@@ -1,0 +1,99 @@
+"""EpisodeRecorder: a full disk ends only its episode, loses no earlier bag, and passes."""
+
+import errno
+import json
+import logging
+import os
+
+from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
+from selfimprove_ros.bag.episode_metadata import read_episode_file
+from selfimprove_ros.bag.episode_recorder import EpisodeRecorder
+from selfimprove_ros.bag.inspection import check_bag
+from selfimprove_ros.bag.recorder_config import RecorderConfig
+from selfimprove_ros.bag.recovery import recover_bag
+from selfimprove_ros.core.episode_events import make_event
+
+TOPIC = '/aloha1/chatter'
+T0 = 1_700_000_000_000_000_000
+
+
+class Disk:
+    """Whether the disk is full; writers made while it is raise ENOSPC where a disk would."""
+
+    full = False
+
+    @classmethod
+    def check(cls):
+        if cls.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class FillingWriter(EpisodeBagWriter):
+    """A bag writer on a disk that can fill up."""
+
+    def __init__(self, *args, **kwargs):
+        Disk.check()
+        super().__init__(*args, **kwargs)
+
+    def write(self, *args, **kwargs):
+        Disk.check()
+        super().write(*args, **kwargs)
+
+    def mark_fault(self):
+        if Disk.full:
+            return False
+        return super().mark_fault()
+
+
+def string_cdr(i):
+    from rosbags.typesys import get_typestore, Stores
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    msg = store.types['std_msgs/msg/String'](data=str(i))
+    return store.serialize_cdr(msg, 'std_msgs/msg/String').tobytes()
+
+
+def make_recorder(tmp_path):
+    Disk.full = False
+    events = []
+    config = RecorderConfig(bag_dir=str(tmp_path / 'bags'), max_chunk_s=0.05)
+    recorder = EpisodeRecorder(config, 'aloha1', [(TOPIC, 'std_msgs/msg/String', None)],
+                               lambda text: events.append(json.loads(text)),
+                               logging.getLogger('test'), writer_class=FillingWriter)
+    return recorder, events
+
+
+def episode(recorder, events, name, messages=20, disk_full_at=None):
+    recorder.on_event(make_event('start', episode_id=name, robot='aloha1', task='t'), T0)
+    for i in range(messages):
+        if i == disk_full_at:
+            Disk.full = True
+        recorder.on_message(TOPIC, string_cdr(i), T0 + i * 10**8)
+        if i % 5 == 4 and recorder.writer is not None:
+            recorder.writer.flush()
+    recorder.on_event(make_event('end', episode_id=name, outcome='success'), T0 + 10**10)
+    return [e for e in events if e['episode_id'] == name]
+
+
+def test_a_full_disk_ends_its_episode_as_a_fault_and_the_next_records_again(tmp_path):
+    recorder, events = make_recorder(tmp_path)
+    first = episode(recorder, events, 'ep1')
+    assert [e['event'] for e in first] == ['recording', 'saved']
+    full = episode(recorder, events, 'ep2', disk_full_at=12)
+    assert [e['event'] for e in full] == ['recording', 'refused']
+    assert 'No space left on device' in full[1]['cause'] and 'bag recover' in full[1]['cause']
+    abandoned = full[0]['path']
+    assert read_episode_file(abandoned).outcome == 'running'  # the disk took nothing more
+    while_full = episode(recorder, events, 'ep3')
+    assert [e['event'] for e in while_full] == ['refused']
+    assert 'cannot open a bag' in while_full[0]['cause']
+    Disk.full = False  # space is back
+    again = episode(recorder, events, 'ep4')
+    assert [e['event'] for e in again] == ['recording', 'saved']
+    # The earlier bag is intact, the abandoned one a fault with its cause and complete chunks.
+    assert not [p for p in check_bag(first[1]['path']) if p.severity == 'error']
+    marked = read_episode_file(abandoned)
+    assert marked.outcome == 'fault' and 'No space left on device' in marked.outcome_cause
+    recovered = recover_bag(abandoned)
+    # Chunks 0-4 and 5-9 were flushed; 10 and 11 only if the background flusher came first.
+    assert 10 <= recovered.messages <= 12 and recovered.outcome == 'fault'
+    assert not [p for p in check_bag(again[1]['path']) if p.severity == 'error']
