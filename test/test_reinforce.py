@@ -1,6 +1,7 @@
 """Stage 2 against hand-worked numbers: chunk log-probabilities, the REINFORCE loss, decision
 returns, on-policy filtering by version, and a run that resumes without double counting."""
 
+import copy
 import json
 import math
 import os
@@ -272,3 +273,30 @@ def test_a_shipped_model_directory_starts_from_its_own_policy_pt(stage1, tmp_pat
     os.remove(os.path.join(shipped, 'policy.pt'))
     with pytest.raises(FileNotFoundError, match='/elsewhere/last.pt'):
         ImproveRun(str(tmp_path / 'run2'), ReinforceConfig(), shipped)
+
+
+def test_a_trust_region_stops_the_iteration_once_the_policy_moved_that_far(stage1, tmp_path):
+    from selfimprove_ros.training.policy_gradient import chunk_kl, run_iteration
+    logits = torch.tensor([[[0.0, 0.0], [1.0, -1.0]]])
+    same = chunk_kl(logits, logits)
+    moved = chunk_kl(torch.zeros(1, 2, 2), torch.tensor([[[math.log(3), 0.0], [0.0, 0.0]]]))
+    # KL(uniform || [3/4, 1/4]) on the first token, nothing on the second.
+    expected = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    assert same.item() == pytest.approx(0.0, abs=1e-7)
+    assert moved.item() == pytest.approx(expected, rel=1e-5)
+    bags = tmp_path / 'bags'
+    episodes = [practice_bag(str(bags), i, 's1') for i in range(4)]
+    decisions = synthetic_decisions(episodes)
+    run = ImproveRun(str(tmp_path / 'run'), ReinforceConfig(), stage1)
+    metrics = {}
+    for target in (0.0, 1e-9):
+        config = ReinforceConfig(updates_per_iteration=4, batch_size=3, lr=1e-2,
+                                 target_kl=target)
+        model = copy.deepcopy(run.model)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+        metrics[target] = run_iteration(model, optimizer, decisions, run.codec, config,
+                                        torch.device('cpu'), 0)
+    assert metrics[0.0]['updates'] == 4 and metrics[0.0]['kl'] > 1e-9
+    assert metrics[1e-9]['updates'] == 1  # the first update moved it past the region
+    with pytest.raises(ValueError, match='target_kl must be >= 0 nats'):
+        ReinforceConfig(target_kl=-1)

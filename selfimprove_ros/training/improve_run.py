@@ -198,7 +198,8 @@ class ImproveRun:
             handle.write(json.dumps({'iteration': iteration, 'version': new_version,
                                      **metrics}) + '\n')
         self.log(f'iteration {iteration}: {len(episodes)} episodes, {len(decisions)} decisions, '
-                 f'mean return {metrics["mean_return"]:.2f} -> {new_version}')
+                 f'mean return {metrics["mean_return"]:.2f}, {metrics["updates"]} updates, KL '
+                 f'{metrics["kl"]:.3f} nats per chunk -> {new_version}')
         return model_dir
 
     def revert_to(self, version: str, reason: str, episodes=()):

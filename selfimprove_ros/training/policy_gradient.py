@@ -10,6 +10,7 @@ carries one implicitly when the policy makes progress. `baseline: mean` or `step
 (see `baseline`); `returns_until: closest_approach` ends an episode at its smallest d.
 """
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,17 +158,31 @@ def baseline(decisions: Decisions, kind: str) -> np.ndarray:
     return offsets
 
 
+def chunk_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:
+    """Return KL(old || new) [B] in nats per chunk: summed over its tokens."""
+    old = F.log_softmax(old_logits.float(), dim=-1)
+    new = F.log_softmax(new_logits.float(), dim=-1)
+    return (old.exp() * (old - new)).sum(-1).sum(-1)
+
+
 def run_iteration(model, optimizer, decisions: Decisions, codec, config, device, step_seed: int):
-    """Run one iteration of REINFORCE updates on `decisions`; return mean metrics."""
+    """Run one iteration of REINFORCE updates on `decisions`; return mean metrics.
+
+    Before each update the minibatch's KL from the policy that practised is measured; with
+    `config.target_kl` the iteration stops once it is exceeded (the policy has moved as far as
+    one iteration of evidence should take it).
+    """
     rng = np.random.default_rng([config.seed, step_seed])
+    practised = copy.deepcopy(model).eval()
     model.train()
     if not any(p.requires_grad for p in model.encoder.parameters()):
         # A frozen encoder (Stage 2) keeps its BatchNorm statistics too: in train mode a
         # ResNet would normalise with batch statistics and drift its running ones.
         model.encoder.eval()
-    metrics = {'loss': 0.0, 'log_prob': 0.0, 'grad_norm': 0.0}
+    totals = {'loss': 0.0, 'log_prob': 0.0, 'grad_norm': 0.0}
     offsets = baseline(decisions, config.baseline)
     batches = minibatches(len(decisions), config.updates_per_iteration, config.batch_size, rng)
+    done, kl = 0, 0.0
     for rows in batches:
         images = torch.from_numpy(decisions.images[rows]).to(device)
         joints = torch.from_numpy(decisions.joints[rows]).to(device)
@@ -176,6 +191,10 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
         tokens = torch.from_numpy(decisions.tokens[rows]).to(device)
         returns = torch.from_numpy(decisions.returns[rows] - offsets[rows]).to(device)
         logits = model(images, joints, words)[0]
+        with torch.no_grad():
+            kl = chunk_kl(practised(images, joints, words)[0], logits).mean().item()
+        if config.target_kl and kl > config.target_kl:
+            break
         loss = reinforce_loss(logits, tokens, returns, config.loss_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -183,10 +202,12 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
             [p for p in model.parameters() if p.requires_grad],
             config.grad_clip if config.grad_clip > 0 else float('inf'))
         optimizer.step()
-        metrics['loss'] += loss.item() / len(batches)
-        metrics['log_prob'] += chunk_log_prob(logits.detach(), tokens).mean().item() / len(batches)
-        metrics['grad_norm'] += float(norm) / len(batches)
-    metrics.update(updates=len(batches), decisions=len(decisions),
+        done += 1
+        totals['loss'] += loss.item()
+        totals['log_prob'] += chunk_log_prob(logits.detach(), tokens).mean().item()
+        totals['grad_norm'] += float(norm)
+    metrics = {name: value / max(done, 1) for name, value in totals.items()}
+    metrics.update(updates=done, decisions=len(decisions), kl=kl,
                    mean_return=float(decisions.returns.mean()),
                    baseline=float(offsets.mean()),
                    mean_reward=float(decisions.rewards.mean()))

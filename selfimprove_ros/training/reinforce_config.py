@@ -39,6 +39,11 @@ class ReinforceConfig:
     batch_size: int = setting(64, 'Decisions per update (the paper: 64); an iteration waits '
                               'for updates x batch on-policy decisions, then clears its buffer')
     lr: float = setting(1e-4, 'AdamW learning rate of the policy copy')
+    target_kl: float = setting(
+        0.0, "Trust region: stop an iteration's updates once the policy has moved more than this "
+        'from the one that practised, as the mean KL(old || new) per decision [nats, summed '
+        "over a chunk's tokens] on the next minibatch (PPO's early stop); 0 disables. The KL "
+        'is measured and logged either way')
     weight_decay: float = setting(0.0, 'AdamW weight decay')
     grad_clip: float = setting(1.0, 'Global gradient-norm clip; 0 disables')
     success_bonus: float = setting(
@@ -63,6 +68,8 @@ class ReinforceConfig:
             require(getattr(self, name) >= 1, f'{name} must be >= 1, got {getattr(self, name)!r}')
         require(self.lr > 0, f'lr must be > 0, got {self.lr!r}')
         require(self.grad_clip >= 0, f'grad_clip must be >= 0, got {self.grad_clip!r}')
+        require(self.target_kl >= 0,
+                f'target_kl must be >= 0 nats (0 disables), got {self.target_kl!r}')
 
     @property
     def samples_per_iteration(self) -> int:
