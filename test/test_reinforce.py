@@ -300,3 +300,28 @@ def test_a_trust_region_stops_the_iteration_once_the_policy_moved_that_far(stage
     assert metrics[1e-9]['updates'] == 1  # the first update moved it past the region
     with pytest.raises(ValueError, match='target_kl must be >= 0 nats'):
         ReinforceConfig(target_kl=-1)
+
+
+def test_chunks_sampled_by_other_weights_are_left_out_whatever_their_version(stage1, tmp_path):
+    from selfimprove_ros.training.policy_gradient import sampling_surprise
+    episodes = [practice_bag(str(tmp_path / 'bags'), i, 's1') for i in range(4)]
+    decisions = synthetic_decisions(episodes)
+    lines = []
+    run = ImproveRun(str(tmp_path / 'run'), ReinforceConfig(), stage1, log=lines.append)
+    images, joints = torch.from_numpy(decisions.images), torch.from_numpy(decisions.joints)
+    words = torch.from_numpy(run.codec.encode_instructions(decisions.instructions))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        logits = run.model.eval()(images, joints, words)[0]
+    own = torch.distributions.Categorical(logits=logits).sample().numpy()
+    other = logits.argmin(-1).numpy()  # what these weights would almost never choose
+    decisions.tokens = own
+    surprise = sampling_surprise(run.model, decisions, run.codec, torch.device('cpu'))
+    chunk_tokens = own.shape[1]
+    assert abs(surprise.mean()) < 0.5 * chunk_tokens  # 0 in expectation
+    assert not run.sampled_elsewhere(decisions, 'own-bag')
+    decisions.tokens = other
+    assert run.sampled_elsewhere(decisions, 'foreign-bag')
+    assert run.sampled_elsewhere(decisions, 'foreign-bag')
+    assert sum('left out foreign-bag' in line for line in lines) == 1  # said once
+    assert len(Decisions.concatenate([decisions.take([])])) == 0

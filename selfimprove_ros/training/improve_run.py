@@ -26,7 +26,7 @@ from selfimprove_ros.runtime.episode_labelling import (BadLabels, labelling_data
 from selfimprove_ros.training import checkpoint as ckpt
 from selfimprove_ros.training.distributed import resolve_device
 from selfimprove_ros.training.policy_gradient import (Decisions, episode_decisions,
-                                                      run_iteration)
+                                                      run_iteration, sampling_surprise)
 from selfimprove_ros.training.reinforce_config import ReinforceConfig
 from selfimprove_ros.training.run_export import provenance
 from selfimprove_ros.training.version_history import VersionHistory
@@ -74,6 +74,7 @@ class ImproveRun:
                 f'{self.state["iteration"]}, {len(self.state["consumed"])} episodes consumed')
         else:
             self.state = self._start(initial_model_dir, checkpoint)
+        self.off_policy = set()  # bags already found sampled by other weights
         # Success per version lives in state.json too, so it commits with the consumed list:
         # a crash can neither drop an episode from the history nor count it twice.
         self.history = VersionHistory.from_dict(self.state['history']) \
@@ -160,10 +161,30 @@ class ImproveRun:
         parts = []
         for bag, labels in pending:
             episode = load_episode(bag, config)
-            parts.append(episode_decisions(episode, labels, self.version, self.config.gamma,
-                                           list(self.codec.config.cameras),
-                                           self.config.returns_until))
+            part = episode_decisions(episode, labels, self.version, self.config.gamma,
+                                     list(self.codec.config.cameras), self.config.returns_until)
+            if len(part) and self.sampled_elsewhere(part, bag):
+                part = part.take([])  # consumed with the others, never trained on
+            parts.append(part)
         return Decisions.concatenate(parts)
+
+    def sampled_elsewhere(self, part: Decisions, bag: str) -> bool:
+        """Tell (and log) whether an episode's chunks were sampled by other weights.
+
+        Version names are not proof: a model rebuilt and shipped under the same name records
+        the same version, and REINFORCE on its chunks pushes up what another policy chose.
+        """
+        surprise = float(sampling_surprise(self.model, part, self.codec, self.device).mean())
+        if surprise <= self.config.off_policy_nats:
+            return False
+        if bag in self.off_policy:
+            return True
+        self.off_policy.add(bag)
+        self.log(f'left out {bag}: its chunks are {surprise:.0f} nats less likely under '
+                 f'{self.version} than its own samples would be (limit off_policy_nats '
+                 f'{self.config.off_policy_nats:g}); another model sampled them, whatever '
+                 'the version name says')
+        return True
 
     def iterate(self, pending, decisions: Decisions) -> str:
         """Train one iteration, checkpoint, export, commit; return the new model directory."""

@@ -33,21 +33,29 @@ class Decisions:
     episode_ids: list        # [N] str
     steps: np.ndarray        # int64 [N] index of the decision in its episode (0 = first)
 
+    FIELDS = ('images', 'joints', 'instructions', 'tokens', 'returns', 'rewards', 'episode_ids',
+              'steps')  # in constructor order
+
     def __len__(self):
         """Return the number of decisions."""
         return len(self.returns)
 
+    def take(self, rows) -> 'Decisions':
+        """Return the decisions at `rows` (indices into this one)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return Decisions(*(getattr(self, f)[rows] if f not in ('instructions', 'episode_ids')
+                           else [getattr(self, f)[i] for i in rows] for f in self.FIELDS))
+
     @staticmethod
     def concatenate(parts):
-        """Join several Decisions into one."""
-        parts = [p for p in parts if len(p)]
+        """Join several Decisions into one (an empty one if every part is empty)."""
         if not parts:
             raise ValueError('no decisions to concatenate')
+        parts = [p for p in parts if len(p)] or parts[:1]
         return Decisions(*(np.concatenate([getattr(p, f) for p in parts])
                            if f not in ('instructions', 'episode_ids')
                            else sum((getattr(p, f) for p in parts), [])
-                           for f in ('images', 'joints', 'instructions', 'tokens', 'returns',
-                                     'rewards', 'episode_ids', 'steps')))
+                           for f in Decisions.FIELDS))
 
 
 def episode_decisions(episode, labels, version: str, gamma: float, cameras,
@@ -156,6 +164,33 @@ def baseline(decisions: Decisions, kind: str) -> np.ndarray:
         same = decisions.steps == step
         offsets[same] = decisions.returns[same].mean()
     return offsets
+
+
+def sampling_surprise(model, decisions: Decisions, codec, device, batch: int = 128):
+    """Return -log pi(a|o) - H(pi(.|o)) [N] in nats per chunk, under `model` (eval mode).
+
+    For chunks that `model` sampled at temperature 1 from these very observations it is 0 in
+    expectation (the mean log-probability of a distribution's own samples is minus its
+    entropy). Chunks sampled by other weights, or from inputs other than these, score far
+    higher: REINFORCE on them would be off-policy, with no correction.
+    """
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(decisions), batch):
+            rows = slice(start, start + batch)
+            words = codec.encode_instructions(decisions.instructions[rows])
+            logits = model(torch.from_numpy(decisions.images[rows]).to(device),
+                           torch.from_numpy(decisions.joints[rows]).to(device),
+                           torch.from_numpy(words).to(device))[0]
+            logp = F.log_softmax(logits.float(), dim=-1)
+            entropy = -(logp.exp() * logp).sum(-1).sum(-1)
+            tokens = torch.from_numpy(decisions.tokens[rows]).to(device)
+            chosen = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).sum(-1)
+            out.append((-chosen - entropy).cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 def chunk_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:

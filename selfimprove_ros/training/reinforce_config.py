@@ -44,6 +44,13 @@ class ReinforceConfig:
         'from the one that practised, as the mean KL(old || new) per decision [nats, summed '
         "over a chunk's tokens] on the next minibatch (PPO's early stop); 0 disables. The KL "
         'is measured and logged either way')
+    off_policy_nats: float = setting(
+        25.0, "An episode whose chunks are on average this much less likely [nats per chunk] "
+        "under the live version than that version's own samples (-log pi(a|o) - H(pi(.|o))) "
+        'was not sampled by these weights, whatever its version name says, and is left out. '
+        'Temperature-1 practice of the right weights measures 0 +- 5 per episode; rollouts of '
+        'an earlier model shipped under the same name 190-370 (2026-11-30). Practice hotter '
+        'than temperature 1 raises it too')
     weight_decay: float = setting(0.0, 'AdamW weight decay')
     grad_clip: float = setting(1.0, 'Global gradient-norm clip; 0 disables')
     success_bonus: float = setting(
@@ -68,6 +75,8 @@ class ReinforceConfig:
             require(getattr(self, name) >= 1, f'{name} must be >= 1, got {getattr(self, name)!r}')
         require(self.lr > 0, f'lr must be > 0, got {self.lr!r}')
         require(self.grad_clip >= 0, f'grad_clip must be >= 0, got {self.grad_clip!r}')
+        require(self.off_policy_nats > 0,
+                f'off_policy_nats must be > 0 nats per chunk, got {self.off_policy_nats!r}')
         require(self.target_kl >= 0,
                 f'target_kl must be >= 0 nats (0 disables), got {self.target_kl!r}')
 
