@@ -186,10 +186,9 @@ def collect_demos(case: str, task: str, seed: int, args) -> list:
         folder = os.path.join(root, name)
         done = len(finished_bags(folder))
         if done < args.k:
-            collect.run(collect.build_namespace(
-                task=task, episodes=args.k - done, out=folder, noise_std=noise_std(task, args),
-                cameras=['cam_high'], seed=seed * SEED_STRIDE + DEMO_SEEDS + index * args.k
-                + done))
+            collect.collect(folder, task=task, episodes=args.k - done,
+                            noise_std=noise_std(task, args), cameras=['cam_high'],
+                            seed=seed * SEED_STRIDE + DEMO_SEEDS + index * args.k + done)
         halves.append(folder)
     return halves
 

@@ -55,8 +55,8 @@ def ensure_demos(args):
     from selfimprove_ros.cli import collect
     done = len(finished_bags(args.demos))
     if done < args.k:
-        collect.run(collect.build_namespace(task='transfer_cube', episodes=args.k - done,
-                                            out=args.demos, noise_std=0.01, seed=done))
+        collect.collect(args.demos, task='transfer_cube', episodes=args.k - done,
+                        noise_std=0.01, seed=done)
 
 
 def merged(base: dict, changes: dict) -> dict:

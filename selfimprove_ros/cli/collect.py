@@ -1,10 +1,8 @@
 """`selfimprove collect`: scripted demonstrations through the running sim node graph."""
 
 import os
-import time
 
 from selfimprove_ros.graph.description import build_graph, config_path, load_config
-from selfimprove_ros.graph.launcher import GraphRunner
 from selfimprove_ros.sim.aloha_sim import INSTRUCTIONS, TASKS
 
 HELP = 'record scripted expert demonstrations in sim, one episode bag each'
@@ -31,78 +29,47 @@ def add_arguments(parser):
                         help='run at wall-clock rate instead of lockstep on /clock')
 
 
-def graph_overrides(args) -> dict:
-    """Turn command-line choices into per-node parameter overrides."""
-    launch = {'task': args.task, 'lockstep': not args.realtime}
-    if args.cameras is not None:
-        launch['cameras'] = list(args.cameras)
+def graph_overrides(task, out, seed, noise_std, cameras, size, realtime) -> dict:
+    """Turn collection choices into per-node parameter overrides."""
+    launch = {'task': task, 'lockstep': not realtime}
+    if cameras is not None:
+        launch['cameras'] = list(cameras)
     overrides = {
         'launch': launch,
-        'robot_node': {'seed': args.seed},
-        'recorder_node': {'bag_dir': os.path.abspath(args.out)},
-        'expert_node': {'noise_std': args.noise_std, 'noise_seed': args.seed},
+        'robot_node': {'seed': seed},
+        'recorder_node': {'bag_dir': os.path.abspath(out)},
+        'expert_node': {'noise_std': noise_std, 'noise_seed': seed},
     }
-    if args.size:
-        overrides['camera_node'] = {'height': args.size[0], 'width': args.size[1]}
+    if size:
+        overrides['camera_node'] = {'height': size[0], 'width': size[1]}
     return overrides
+
+
+def collect(out: str, task: str = 'transfer_cube', episodes: int = 10, robot: str = 'aloha1',
+            config: str = None, seed: int = 0, noise_std: float = 0.0, episode_s: float = 8.0,
+            post_success_ticks: int = 5, cameras=None, size=None, realtime: bool = False):
+    """Record `episodes` expert episodes into `out` through a fresh sim graph.
+
+    The keyword defaults are the command's; returns the EpisodeResults in order.
+    """
+    from selfimprove_ros.nodes.collector import collect_episodes
+    if episodes < 1:
+        raise ValueError(f'--episodes must be >= 1, got {episodes}')
+    graph = load_config(config or config_path('sim.yaml'))
+    specs = build_graph(graph, robot, graph_overrides(task, out, seed, noise_std, cameras, size,
+                                                      realtime), with_expert=True)
+    period_s = float(graph['launch'].get('control_period_s', 0.1))
+    return collect_episodes(
+        specs, robot, task, INSTRUCTIONS[task], period_s, episodes,
+        max_ticks=int(round(episode_s / period_s)), post_success_ticks=post_success_ticks,
+        extra={'noise_std': noise_std}, log_dir=os.path.join(os.path.abspath(out), 'logs'))
 
 
 def run(args) -> int:
     """Start the graph, collect the episodes, print a summary."""
-    if args.episodes < 1:
-        raise ValueError(f'--episodes must be >= 1, got {args.episodes}')
-    config = load_config(args.config or config_path('sim.yaml'))
-    specs = build_graph(config, args.robot, graph_overrides(args), with_expert=True)
-    period_s = float(config['launch'].get('control_period_s', 0.1))
-    results = collect_episodes(specs, args, period_s)
+    results = collect(args.out, args.task, args.episodes, args.robot, args.config, args.seed,
+                      args.noise_std, args.episode_s, args.post_success_ticks, args.cameras,
+                      args.size, args.realtime)
     successes = sum(r.outcome == 'success' for r in results)
     print(f'\n{successes}/{len(results)} episodes succeeded; bags in {os.path.abspath(args.out)}')
     return 0 if results else 1
-
-
-def collect_episodes(specs, args, period_s: float):
-    """Run the episodes in a fresh graph; returns the EpisodeResults."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    from selfimprove_ros.graph.dds import dds_environment
-    from selfimprove_ros.graph.description import largest_frame_bytes
-    from selfimprove_ros.nodes.collector import Collector
-
-    # The collector in this process talks to the graph over the transport the graph uses.
-    os.environ.update(dds_environment(largest_frame_bytes=largest_frame_bytes(specs)))
-    log_dir = os.path.join(os.path.abspath(args.out), 'logs')
-    max_ticks = int(round(args.episode_s / period_s))
-    rclpy.init()
-    results = []
-    try:
-        with GraphRunner(specs, log_dir) as graph:
-            collector = Collector(args.robot, args.task, INSTRUCTIONS[args.task], period_s,
-                                  extra={'noise_std': args.noise_std})
-            executor = SingleThreadedExecutor()
-            executor.add_node(collector)
-            collector.wait_ready(executor, timeout_s=120.0, subscribers=2, check=graph.check)
-            for index in range(args.episodes):
-                start = time.monotonic()
-                result = collector.run_episode(executor, max_ticks, args.post_success_ticks,
-                                               check=graph.check)
-                results.append(result)
-                print(f'[{index + 1}/{args.episodes}] seed {result.seed}: {result.outcome:8s} '
-                      f'{result.ticks:3d} ticks {time.monotonic() - start:5.1f} s  '
-                      f'{result.bag_path or "(no bag saved!)"}', flush=True)
-            executor.remove_node(collector)
-            collector.destroy_node()
-    finally:
-        rclpy.shutdown()
-    return results
-
-
-def build_namespace(**values):
-    """Return `collect`'s defaults with `values` applied (for commands that collect)."""
-    import argparse
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(['--out', values.pop('out')])
-    for key, value in values.items():
-        setattr(args, key, value)
-    return args

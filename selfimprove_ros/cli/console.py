@@ -45,34 +45,16 @@ def run(args) -> int:
         raise ValueError(f'--refresh-hz must be > 0, got {args.refresh_hz}')
     if not args.once and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise RuntimeError('the console needs a terminal; use --once for plain text')
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
-    from selfimprove_ros.nodes.console_client import ConsoleClient
-
+    from selfimprove_ros.nodes.console_client import console_session
     fleet, controls = Fleet(stale_after_s=args.stale_s), Controls()
-    rclpy.init()
-    node = executor = None
     try:
-        node = ConsoleClient(fleet, controls.post, robots=args.robots)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
+        with console_session(fleet, controls.post, args.robots) as (node, spin_once):
+            if args.once:
+                return print_once(fleet, spin_once, args.wait_s, expected=args.robots or ())
+            import curses
 
-        def spin_once(timeout_s):
-            executor.spin_once(timeout_sec=timeout_s)
-
-        if args.once:
-            return print_once(fleet, spin_once, args.wait_s, expected=args.robots or ())
-        import curses
-
-        from selfimprove_ros.console.terminal import run_screen
-        curses.wrapper(run_screen, fleet, controls, spin_once, node.send, args.refresh_hz)
-        return 0
-    except (KeyboardInterrupt, ExternalShutdownException):
+            from selfimprove_ros.console.terminal import run_screen
+            curses.wrapper(run_screen, fleet, controls, spin_once, node.send, args.refresh_hz)
+            return 0
+    except KeyboardInterrupt:
         return 0  # Ctrl-C is the other way to leave; curses.wrapper restored the terminal
-    finally:
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()

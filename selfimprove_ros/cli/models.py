@@ -109,10 +109,9 @@ def collect_demonstrations(task: str, folder: str, count: int, cameras,
     folder = os.path.abspath(folder)
     done = count_bags(folder)
     if done < count:
-        collect.run(collect.build_namespace(task=task, episodes=count - done, out=folder,
-                                            noise_std=DEMO_NOISE_STD, cameras=cameras,
-                                            seed=done, post_success_ticks=post_success_ticks,
-                                            episode_s=DEMO_EPISODE_S))
+        collect.collect(folder, task=task, episodes=count - done, noise_std=DEMO_NOISE_STD,
+                        cameras=cameras, seed=done, post_success_ticks=post_success_ticks,
+                        episode_s=DEMO_EPISODE_S)
     return folder
 
 

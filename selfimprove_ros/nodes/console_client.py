@@ -4,6 +4,7 @@ Everything runs in the thread that spins this node; the service calls are asynch
 in a message for the operator: the manager's answer, or why there was none.
 """
 
+import contextlib
 import os
 import time
 
@@ -114,3 +115,32 @@ class ConsoleClient(Node):
     def pending_calls(self) -> int:
         """Return how many service calls still wait for an answer."""
         return len(self._calls)
+
+
+@contextlib.contextmanager
+def console_session(fleet, post, robots=None):
+    """Yield (ConsoleClient, spin_once(timeout_s)) in a ROS context that closes on exit.
+
+    Ctrl-C (or the context shutting down) leaves as KeyboardInterrupt.
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    rclpy.init()
+    node = executor = None
+    try:
+        node = ConsoleClient(fleet, post, robots=robots)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+
+        def spin_once(timeout_s):
+            executor.spin_once(timeout_sec=timeout_s)
+        try:
+            yield node, spin_once
+        except ExternalShutdownException as error:
+            raise KeyboardInterrupt from error
+    finally:
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -20,10 +20,11 @@ from std_srvs.srv import Trigger
 from selfimprove_ros.core import topics
 from selfimprove_ros.core.joints import order_by_name
 from selfimprove_ros.core.safety import GuardState, SafetyConfig, SafetyGuard
+from selfimprove_ros.nodes.interbotix_arms import InterbotixBackend
 from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import (run_node, LATCHED_QOS, RELIABLE_QOS, joint_state_msg,
                                           stamp_to_ns, time_msg)
-from selfimprove_ros.robot.backends import InterbotixBackend, SimBackend
+from selfimprove_ros.robot.backends import SimBackend
 from selfimprove_ros.robot.robot_config import RobotConfig
 from selfimprove_ros.sim.aloha_sim import SimConfig
 
