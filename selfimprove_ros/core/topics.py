@@ -1,7 +1,7 @@
 """The topic contract: names (relative to the robot namespace), types and QoS classes.
 
-docs/topics.md explains each entry; this table is what the nodes, the recorder and the docs
-check against, so a topic cannot be renamed in one place only.
+The topic table in docs/architecture.md explains each entry; this module is what the nodes, the
+recorder and the docs check against, so a topic cannot be renamed in one place only.
 """
 
 from dataclasses import dataclass
@@ -38,6 +38,9 @@ EPISODE_RESET_DONE = 'episode/reset_done'  # std_srvs/Trigger
 EPISODE_ABORT = 'episode/abort'            # std_srvs/Trigger
 EPISODE_START = 'episode/start'            # std_srvs/Trigger
 EPISODE_MARK_FAILED = 'episode/mark_failed'  # std_srvs/Trigger: the last saved episode failed
+# Latched JSON {"mode", "state": starting/training/done/failed, "models": [versions], "version",
+# "error"}: the trainer's progress, for the console and whoever waits on a training run.
+TRAINER_STATUS = 'trainer/status'
 DIAGNOSTICS = '/diagnostics'
 
 
@@ -57,7 +60,7 @@ class TopicSpec:
 
 
 def contract(cameras=CAMERA_NAMES, sim=True):
-    """Every topic of one robot, in the order docs/topics.md lists them."""
+    """Every recorded topic of one robot, in the order docs/architecture.md lists them."""
     specs = [TopicSpec(camera_topic(cam), 'sensor_msgs/msg/Image', 'sensor') for cam in cameras]
     specs += [
         TopicSpec(JOINT_STATES, 'sensor_msgs/msg/JointState', 'reliable'),

@@ -12,11 +12,10 @@ import threading
 from rclpy.node import Node
 from std_msgs.msg import String
 
+from selfimprove_ros.core import topics
 from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import LATCHED_QOS, run_node
 from selfimprove_ros.training.trainer_config import TrainerConfig
-
-STATUS = 'trainer/status'
 
 
 class TrainerNode(Node):
@@ -28,7 +27,7 @@ class TrainerNode(Node):
         self.stop = threading.Event()
         self.announce_pub = self.create_publisher(String, self.config.announce_topic,
                                                   LATCHED_QOS)
-        self.status_pub = self.create_publisher(String, STATUS, LATCHED_QOS)
+        self.status_pub = self.create_publisher(String, topics.TRAINER_STATUS, LATCHED_QOS)
         self.status = {'mode': self.config.mode, 'state': 'starting', 'models': []}
         self.worker = threading.Thread(target=self.work, name='trainer', daemon=True)
         self.worker.start()
