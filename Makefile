@@ -4,7 +4,7 @@ STAMP := $(VENV)/.setup-done
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test lint bench models clean
+.PHONY: setup demo test test-fast lint bench models clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,10 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q test $(ARGS)
+
+# The logic alone, without the tests that start ROS nodes (seconds instead of minutes).
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q test -m "not graph" $(ARGS)
 
 lint: setup
 	$(VENV)/bin/python -m pytest -q test/test_lint.py

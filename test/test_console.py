@@ -230,6 +230,7 @@ def ros():
     rclpy.try_shutdown()
 
 
+@pytest.mark.graph
 def test_console_client_discovers_robots_and_calls_the_right_one(ros):
     from rclpy.executors import SingleThreadedExecutor
 
@@ -274,6 +275,7 @@ def test_console_client_discovers_robots_and_calls_the_right_one(ros):
             node.destroy_node()
 
 
+@pytest.mark.graph
 def test_console_once_prints_the_table_of_a_live_graph(ros):
     fakes = [FakeManager('aloha1'), FakeManager('aloha2')]
     try:

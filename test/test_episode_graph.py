@@ -18,6 +18,8 @@ from selfimprove_ros.graph.launcher import GraphRunner
 from selfimprove_ros.nodes.collector import Collector
 from selfimprove_ros.sim.aloha_sim import INSTRUCTIONS
 
+pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
+
 CAMERAS = ['cam_high', 'cam_left_wrist']
 NS = '/episodetest'
 

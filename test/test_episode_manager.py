@@ -22,6 +22,8 @@ from selfimprove_ros.core.joints import START_POSE
 from selfimprove_ros.graph.description import NodeSpec
 from selfimprove_ros.graph.launcher import GraphRunner
 
+pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIM, ROBOT = 'mgrsim', 'mgrrobot'
 MAX_TICKS = 12

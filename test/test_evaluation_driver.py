@@ -10,6 +10,8 @@ from selfimprove_ros.cli import evaluate
 from selfimprove_ros.cli.evaluate import FaultStreak, run_graph_until_labelled
 from selfimprove_ros.graph.description import NodeSpec
 
+pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
+
 
 def item(outcome, cause=''):
     return {'outcome': outcome, 'cause': cause}

@@ -10,6 +10,8 @@ from selfimprove_ros.graph.description import build_graph, config_path, load_con
 from selfimprove_ros.graph.launcher import GraphRunner
 from selfimprove_ros.nodes.ros_io import joint_state_msg
 
+pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
+
 CAMERAS = ['cam_high', 'cam_left_wrist']
 PERIOD_S = 0.1
 MAX_ARM_SPEED = 2.0  # [rad/s] -> 0.2 rad per tick

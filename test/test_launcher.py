@@ -6,6 +6,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
+
 SCRIPT = '''
 import sys, time
 from selfimprove_ros.graph.description import NodeSpec

@@ -21,6 +21,8 @@ from selfimprove_ros.graph.launcher import GraphRunner
 from selfimprove_ros.nodes.ros_io import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, image_msg,
                                           joint_state_msg, stamp_to_ns)
 
+pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
+
 NS = '/policytest'
 
 

@@ -29,6 +29,8 @@ from selfimprove_ros.runtime.episode_labelling import (BadLabels, label_bag, lab
 from selfimprove_ros.runtime.onnx_model import load_model
 from test_dataset_loading import write_sim_bag
 
+pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
+
 D = np.array([10, 8, 8.5, 6, 3, 1, 0.5, 0, 0, 0.25], dtype=np.float32)
 SCORER_NS, DETECTOR_NS = '/scorertest', '/detectortest'
 

@@ -7,6 +7,7 @@ import os
 
 from mcap.reader import make_reader
 import numpy as np
+import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
@@ -16,6 +17,8 @@ from selfimprove_ros.graph.description import build_graph, config_path, load_con
 from selfimprove_ros.graph.launcher import GraphRunner
 from selfimprove_ros.nodes.episode_watcher import EpisodeWatcher
 from selfimprove_ros.runtime.episode_labelling import read_labels
+
+pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
 
 NS = '/runtimetest'
 

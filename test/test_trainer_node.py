@@ -5,6 +5,7 @@ import json
 import os
 import time
 
+import pytest
 import rclpy
 from rclpy.node import Node
 from std_msgs.msg import String
@@ -16,6 +17,8 @@ from selfimprove_ros.graph.launcher import GraphRunner
 from selfimprove_ros.model.manifest import verify_model_dir
 from selfimprove_ros.nodes.ros_io import LATCHED_QOS
 from test_dataset_loading import write_sim_bag
+
+pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
 
 ANNOUNCE = '/trainertest/models/policy'
 
