@@ -34,8 +34,9 @@ INSTRUCTION = 'pick up the cube and hand it over'
 MODELS = (('default', 'small_cnn'), ('resnet18', 'resnet18'))
 # The loader rejects models slower than inference_budget_s (0.08 s in sim.yaml); the benchmark
 # allows the whole control period, so a slow model is measured rather than refused.
+# No recorder in this graph: the policy acts without waiting for one (wait_for_recording).
 POLICY_PARAMS = {'temperature': 1.0, 'providers': 'cpu', 'swap_during_episode': True,
-                 'inference_budget_s': PERIOD_S, 'watch_dir': ''}
+                 'inference_budget_s': PERIOD_S, 'watch_dir': '', 'wait_for_recording': False}
 LIVE_LOG = re.compile(r'policy (\S+) live \((\S+), ([\d.]+) ms per inference\)')
 
 
@@ -446,10 +447,15 @@ def main(argv=None):
     parser.add_argument('--warmup', type=float, default=5.0, help='warm-up per model [s]')
     parser.add_argument('--attempts', type=int, default=3,
                         help='loads of the first model before giving up on it')
+    parser.add_argument('--models', nargs='+', default=[name for name, _ in MODELS],
+                        choices=[name for name, _ in MODELS], help='models to measure')
+    parser.add_argument('--results', default=os.path.join(RESULTS, 'runtime_latency.json'),
+                        help='where the JSON goes')
     args = parser.parse_args(argv)
     started, load_start = time.monotonic(), os.getloadavg()
     with tempfile.TemporaryDirectory(prefix='runtime-latency-') as root:
-        models = [export_versions(root, name, encoder) for name, encoder in MODELS]
+        models = [export_versions(root, name, encoder) for name, encoder in MODELS
+                  if name in args.models]
         for info in models:
             info['isolated'] = isolated_inference(info['v1'])
         rows = run_graph(models, args)
@@ -466,8 +472,8 @@ def main(argv=None):
                'models': rows}
     print_table(rows)
     print(f'cpu_count {os.cpu_count()}, load average at start {load_start}')
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, 'runtime_latency.json')
+    path = args.results
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'w') as stream:
         json.dump(results, stream, indent=1)
     print(f'saved {path}')

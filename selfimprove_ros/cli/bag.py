@@ -33,7 +33,8 @@ def add_arguments(parser):
                       help='the task was achieved')
     verdict.add_argument('--note', default='', help='why, for whoever reads the bag later')
     verdict.add_argument('--by', default='operator', help='who judged (default: operator)')
-    act = verbs.add_parser('import-act', help='convert ACT HDF5 episodes into episode bags')
+    act = verbs.add_parser('import-act', help='convert ACT / ALOHA-recorder HDF5 episodes '
+                           '(raw or JPEG-compressed images) into episode bags')
     act.add_argument('source', help='directory of ACT episode_*.hdf5 files, or one file')
     act.add_argument('--out', required=True, help='directory that receives the bags')
     act.add_argument('--task', default=None,
@@ -44,6 +45,9 @@ def add_arguments(parser):
     act.add_argument('--robot', default='aloha1', help='robot namespace of the topics')
     act.add_argument('--fps', type=float, default=50.0,
                      help='frame rate of the ACT recording [Hz]; subsampled to 10 Hz ticks')
+    act.add_argument('--image-order', choices=('rgb', 'bgr'), default='rgb',
+                     help='channel order the recorder stored (compressed files decode to it; '
+                     'bgr swaps to the contract\'s rgb)')
 
 
 def run(args) -> int:
@@ -126,6 +130,6 @@ def run_import_act(args) -> int:
     from selfimprove_ros.data.act_hdf5 import import_act_dir
     bags, failures = import_act_dir(args.source, args.out, task=args.task,
                                     instruction=args.instruction, robot=args.robot,
-                                    fps=args.fps)
+                                    fps=args.fps, image_order=args.image_order)
     print(f'{len(bags)} episode bags written to {args.out}; {len(failures)} files failed')
     return 1 if failures else 0

@@ -15,6 +15,12 @@ with an optional root attribute `sim`. Conversion choices:
   so values are copied; a gripper far outside [0, 1] means unnormalised data and is refused.
 - Cameras: ACT sim names top/angle/left_wrist/right_wrist become cam_high/cam_low/
   cam_left_wrist/cam_right_wrist; names already in the contract are kept.
+- Images as the ALOHA recorder (aloha/record_episodes.py) writes them: raw [T, H, W, 3] uint8,
+  or, with the root attribute `compress` true, one JPEG per row of a [T, padded] uint8 dataset
+  (zero-padded to the longest, lengths in `/compress_len`). Rows are decoded with OpenCV as
+  ACT's own loader does, only for the frames a tick uses; the decoded array keeps the channel
+  order it was recorded in (`image_order='bgr'` swaps it for recorders that stored BGR).
+- `/observations/qvel` and `/observations/effort` are optional and not imported.
 - Outcome 'success' with the last tick as success: ACT datasets hold successful
   demonstrations only (the scripted collector discards failures), so no sim/success is written.
 """
@@ -65,28 +71,83 @@ def tick_frames(num_frames: int, fps: float, control_period_s: float):
     return frames, np.minimum(frames + stride - 1, num_frames - 1)
 
 
-def read_act_file(path):
-    """Open an ACT episode; return (h5 file, qpos, action, {contract camera: dataset}, sim)."""
+class JpegFrames:
+    """The compressed image rows of one camera, decoded on access: data[i] is RGB [H, W, 3]."""
+
+    def __init__(self, path: str, name: str, rows, swap_bgr: bool):
+        self.path, self.name, self.rows, self.swap_bgr = path, name, rows, swap_bgr
+
+    def __len__(self):
+        """Return the number of frames."""
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        """Decode frame `index`; ValueError naming the file, camera and frame if it is no JPEG."""
+        import cv2
+        image = cv2.imdecode(np.asarray(self.rows[index], dtype=np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f'{self.path}: /observations/images/{self.name} frame {index} is '
+                             'not a JPEG image (compress is true)')
+        return image[..., ::-1] if self.swap_bgr else image
+
+
+def read_act_file(path, image_order='rgb'):
+    """Open an ACT episode; return (h5 file, qpos, action, {contract camera: frames}, sim).
+
+    Frames are the raw image dataset, or `JpegFrames` for a compressed file.
+    """
     import h5py
+    if image_order not in ('rgb', 'bgr'):
+        raise ValueError(f"image_order must be 'rgb' or 'bgr', got {image_order!r}")
     h5 = h5py.File(path, 'r')
     try:
         qpos, action = h5['/observations/qpos'][()], h5['/action'][()]
-        images = {contract_camera(name): data
-                  for name, data in h5['/observations/images'].items()}
+        raw = dict(h5['/observations/images'].items())
+        compressed = bool(h5.attrs.get('compress', False))
+        if compressed:
+            check_compressed(path, raw, h5.get('/compress_len'), len(qpos))
+            images = {contract_camera(name): JpegFrames(path, name, data, image_order == 'bgr')
+                      for name, data in raw.items()}
+            for frames in images.values():
+                frames[0]  # a row that is no JPEG is refused before any bag is started
+        else:
+            images = {contract_camera(name): data for name, data in raw.items()}
+        check_act_arrays(qpos, action, {} if compressed else images)
     except KeyError as error:
         h5.close()
         raise ValueError(f'{path} is not an ACT episode (needs /observations/qpos, /action, '
                          f'/observations/images/<camera>): {error}') from None
-    try:
-        check_act_arrays(qpos, action, images)
     except ValueError as error:
         h5.close()
         raise ValueError(f'{path}: {error}') from None
     return h5, qpos, action, images, bool(h5.attrs.get('sim', False))
 
 
+def check_compressed(path, images, lengths, frames: int):
+    """Raise ValueError unless compressed rows and /compress_len fit the recorder's layout."""
+    for name, data in images.items():
+        if data.ndim != 2 or data.shape[0] != frames or data.dtype != np.uint8:
+            raise ValueError(f'/observations/images/{name} is {data.dtype} {data.shape}; with '
+                             f'compress true the ALOHA recorder writes uint8 [{frames}, bytes] '
+                             '(one zero-padded JPEG per row)')
+    if lengths is None:
+        return  # not needed to decode: a JPEG ends at its own end marker
+    lengths = np.asarray(lengths)
+    if lengths.shape != (len(images), frames):
+        raise ValueError(f'/compress_len is {lengths.shape}, expected ({len(images)} cameras, '
+                         f'{frames} frames)')
+    longest = min(data.shape[1] for data in images.values())
+    if lengths.max() > longest:
+        raise ValueError(f'/compress_len says a frame has {int(lengths.max())} bytes but the '
+                         f'image rows hold {longest}; the file is truncated or not from the '
+                         'ALOHA recorder')
+
+
 def check_act_arrays(qpos, action, images):
-    """Raise ValueError unless shapes, dtypes and gripper scale fit the contract."""
+    """Raise ValueError unless shapes, dtypes and gripper scale fit the contract.
+
+    `images` holds raw (uncompressed) image datasets only.
+    """
     if qpos.ndim != 2 or qpos.shape[1] != NUM_JOINTS or action.shape != qpos.shape:
         raise ValueError(f'qpos {qpos.shape} and action {action.shape} must both be '
                          f'[T, {NUM_JOINTS}]')
@@ -94,8 +155,8 @@ def check_act_arrays(qpos, action, images):
         if data.ndim != 4 or data.shape[0] != len(qpos) or data.shape[3] != 3 or \
                 data.dtype != np.uint8:
             raise ValueError(f'images of {cam} are {data.dtype} {data.shape}, expected uint8 '
-                             f'[{len(qpos)}, H, W, 3] (JPEG-compressed ACT files are not '
-                             f'supported: decompress them first)')
+                             f'[{len(qpos)}, H, W, 3] (or JPEG rows with the root attribute '
+                             'compress true, as the ALOHA recorder writes them)')
     grippers = np.concatenate([qpos[:, GRIPPER_INDICES], action[:, GRIPPER_INDICES]])
     if grippers.min() < -0.5 or grippers.max() > 1.5:
         raise ValueError(f'gripper values span [{grippers.min():.3g}, {grippers.max():.3g}]; '
@@ -103,9 +164,9 @@ def check_act_arrays(qpos, action, images):
 
 
 def import_act_episode(path, out_dir, task=None, instruction=None, robot='aloha1',
-                       fps=50.0, control_period_s=0.1):
+                       fps=50.0, control_period_s=0.1, image_order='rgb'):
     """Convert the ACT HDF5 file `path` into an episode bag under `out_dir`; return its path."""
-    h5, qpos, action, images, sim = read_act_file(path)
+    h5, qpos, action, images, sim = read_act_file(path, image_order)
     with h5:
         task = task or task_from_name(os.path.basename(os.path.dirname(os.path.abspath(path))))
         frames, command_frames = tick_frames(len(qpos), fps, control_period_s)
@@ -117,7 +178,8 @@ def import_act_episode(path, out_dir, task=None, instruction=None, robot='aloha1
             episode_id=f'{stem.strip("-") or "act"}-{digest}',
             start_time_ns=os.stat(path).st_mtime_ns,
             extra={'source': 'act_hdf5', 'source_path': os.path.abspath(path),
-                   'source_fps': fps, 'sim': sim})
+                   'source_fps': fps, 'sim': sim,
+                   'compressed': any(isinstance(f, JpegFrames) for f in images.values())})
         period_ns = int(round(control_period_s * 1e9))
         writer = EpisodeBagWriter(out_dir, episode, max_chunk_s=1.0)
         with writer:
