@@ -53,7 +53,7 @@ def copy_model_dir(src, dst, version, replace_policy_with=None, edit_policy=None
 
     import onnx
 
-    from selfimprove_ros.model.manifest import sha256_of
+    from selfimprove_ros.model.manifest import seal_model_dir, sha256_of
     os.makedirs(dst)
     for name in os.listdir(src):
         shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
@@ -70,6 +70,7 @@ def copy_model_dir(src, dst, version, replace_policy_with=None, edit_policy=None
     manifest['files']['policy.onnx']['sha256'] = sha256_of(policy)
     with open(os.path.join(dst, 'manifest.json'), 'w') as handle:
         json.dump(manifest, handle)
+    seal_model_dir(dst)  # a consistent forgery: only the loader's deeper checks can catch it
     return str(dst)
 
 

@@ -14,8 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_every_benchmark_module_is_reachable_from_selfimprove_bench():
-    modules = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'benchmarks',
-                                                                          '*.py'))}
+    scripts = glob.glob(os.path.join(ROOT, 'benchmarks', '*.py'))
+    modules = {os.path.basename(path)[:-3] for path in scripts}
     assert modules - {'__init__'} == {module for module, _ in bench.BENCHMARKS.values()}
 
 

@@ -77,3 +77,44 @@ def test_the_loader_checks_robot_and_manifest(model_dir, tmp_path):
         json.dump(dict(manifest, format='something-else'), handle)
     with pytest.raises(ModelRejected, match='format'):
         load_model(str(bad), 'policy.onnx', ['cam_high'])
+
+
+def test_the_manifest_is_sealed_and_a_signed_model_needs_the_station_key(model_dir, tmp_path):
+    import shutil
+
+    from selfimprove_ros.model.manifest import sign_model_dir
+    path, _, _ = model_dir
+    copy = str(tmp_path / 'copy')
+    shutil.copytree(path, copy)
+    with pytest.raises(ValueError, match='not signed'):
+        verify_model_dir(copy, key=b'station key')
+    sign_model_dir(copy, b'station key')
+    verify_model_dir(copy, key=b'station key')
+    with pytest.raises(ValueError, match="does not match this station's key"):
+        verify_model_dir(copy, key=b'another key')
+    manifest = os.path.join(copy, 'manifest.json')
+    with open(manifest) as stream:
+        text = stream.read()
+    with open(manifest, 'w') as stream:
+        stream.write(text.replace('"cam_high"', '"cam_left_wrist"'))
+    with pytest.raises(ValueError, match='manifest.json changed after export'):
+        verify_model_dir(copy)
+    os.remove(os.path.join(copy, 'manifest.sha256'))
+    with pytest.raises(ValueError, match='not sealed'):
+        verify_model_dir(copy)
+
+
+def test_models_load_only_from_inside_the_roots(model_dir, tmp_path):
+    from selfimprove_ros.runtime.onnx_model import check_model_root
+    path, _, _ = model_dir
+    parent = os.path.dirname(path)
+    check_model_root(path, [parent])
+    with pytest.raises(ModelRejected, match='outside the model roots'):
+        check_model_root(path, [str(tmp_path / 'other')])
+    # A link inside a root that leads out of it is judged by where it leads.
+    os.makedirs(tmp_path / 'root')
+    os.symlink(path, tmp_path / 'root' / 'link')
+    with pytest.raises(ModelRejected, match='outside the model roots'):
+        check_model_root(str(tmp_path / 'root' / 'link'), [str(tmp_path / 'root')])
+    with pytest.raises(ModelRejected, match='outside the model roots'):
+        load_model(path, 'policy.onnx', ['cam_high'], roots=[str(tmp_path / 'other')])

@@ -114,11 +114,24 @@ def test_commands_and_tokens_every_tick_with_the_version(graph):
     assert timing['observation_age_s'] < 0.2 and timing['latency_s'] >= 0
 
 
-@pytest.mark.parametrize('damage', ['corrupt', 'signature', 'nan'])
-def test_bad_models_are_rejected_while_the_controller_keeps_running(graph, damage):
+@pytest.mark.parametrize('damage', ['corrupt', 'signature', 'nan', 'manifest', 'foreign'])
+def test_bad_models_are_rejected_while_the_controller_keeps_running(graph, damage,
+                                                                    tmp_path_factory):
     robot, spin_until, root, v1 = graph
     bad = root / f'bad_{damage}'
-    if damage == 'corrupt':
+    if damage == 'manifest':
+        # Another camera in the manifest would run a cam_high policy on the wrist camera.
+        copy_model_dir(v1, bad, 'bad-manifest')
+        manifest = json.loads((bad / 'manifest.json').read_text())
+        manifest['codec']['cameras'] = ['cam_left_wrist']
+        (bad / 'manifest.json').write_text(json.dumps(manifest))
+        reason = 'changed after export'
+    elif damage == 'foreign':
+        # A sound model, announced by anyone on the domain from a directory nobody configured.
+        bad = tmp_path_factory.mktemp('elsewhere') / 'foreign'
+        copy_model_dir(v1, bad, 'bad-foreign')
+        reason = 'outside the model roots'
+    elif damage == 'corrupt':
         copy_model_dir(v1, bad, 'bad-corrupt')
         with open(bad / 'policy.onnx', 'r+b') as handle:
             handle.seek(200)

@@ -2,10 +2,15 @@
 
 A model directory is published whole (written under a temporary name, then renamed), and the
 manifest names every file with its sha256, so a reader never runs half a model or a file that
-was replaced after export. `verify_model_dir` is what the robot runs before loading anything.
+was replaced after export. `manifest.sha256` seals the manifest itself (and through it every
+file): a manifest edited afterwards (its cameras, its files) is refused too. A station that
+wants to know *who* made a model also signs it: `manifest.sig` is an HMAC-SHA256 of the
+manifest with the station's key, which only the trainer holds. `verify_model_dir` is what the
+robot runs before loading anything.
 """
 
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -14,6 +19,8 @@ import time
 
 FORMAT = 'selfimprove_ros/model/1'
 MANIFEST = 'manifest.json'
+SEAL = 'manifest.sha256'
+SIGNATURE = 'manifest.sig'
 
 
 def sha256_of(path: str) -> str:
@@ -45,12 +52,15 @@ def read_manifest(model_dir: str) -> dict:
     return manifest
 
 
-def verify_model_dir(model_dir: str, required=('policy.onnx',)) -> dict:
-    """Check that the manifest lists `required` files and that every listed file's sha256 matches.
+def verify_model_dir(model_dir: str, required=('policy.onnx',), key: bytes = b'') -> dict:
+    """Check the seal, the signature (with `key`), `required` files and every file's sha256.
 
     Return the manifest; raise ValueError naming the file and both hashes on any mismatch.
     """
     manifest = read_manifest(model_dir)
+    check_seal(model_dir)
+    if key:
+        check_signature(model_dir, key)
     missing = [name for name in required if name not in manifest['files']]
     if missing:
         raise ValueError(f'model {manifest["version"]} in {model_dir} has no {missing} '
@@ -65,6 +75,72 @@ def verify_model_dir(model_dir: str, required=('policy.onnx',)) -> dict:
                              f'{entry["sha256"][:16]}...; the file is corrupt or was replaced '
                              'after export; re-export or copy the directory again')
     return manifest
+
+
+def manifest_bytes(model_dir: str) -> bytes:
+    """Return the manifest file's bytes, exactly as sealed and signed."""
+    with open(os.path.join(model_dir, MANIFEST), 'rb') as handle:
+        return handle.read()
+
+
+def seal_model_dir(model_dir: str):
+    """Write manifest.sha256: the digest over the manifest, and so over every file it names."""
+    digest = hashlib.sha256(manifest_bytes(model_dir)).hexdigest()
+    with open(os.path.join(model_dir, SEAL), 'w') as handle:
+        handle.write(digest + '\n')
+
+
+def sign_model_dir(model_dir: str, key: bytes):
+    """Write manifest.sig: HMAC-SHA256 of the manifest with the station's `key`."""
+    if not key:
+        raise ValueError('an empty key signs nothing; give the station key file\'s bytes')
+    signature = hmac.new(key, manifest_bytes(model_dir), hashlib.sha256).hexdigest()
+    with open(os.path.join(model_dir, SIGNATURE), 'w') as handle:
+        handle.write(signature + '\n')
+
+
+def read_key(path: str) -> bytes:
+    """Return a station key file's bytes; refuse a missing or empty one by name."""
+    try:
+        with open(path, 'rb') as handle:
+            key = handle.read().strip()
+    except OSError as error:
+        raise ValueError(f'station key {path} cannot be read ({error.strerror}); create one with '
+                         '`head -c 32 /dev/urandom | base64 > KEY` and share it with the trainer '
+                         'only') from error
+    if not key:
+        raise ValueError(f'station key {path} is empty')
+    return key
+
+
+def check_seal(model_dir: str):
+    """Raise ValueError unless manifest.sha256 matches the manifest."""
+    path = os.path.join(model_dir, SEAL)
+    if not os.path.isfile(path):
+        raise ValueError(f'{model_dir} has no {SEAL}: its manifest is not sealed (exported by an '
+                         'older version, or copied without it); re-export the model')
+    with open(path) as handle:
+        sealed = handle.read().strip()
+    actual = hashlib.sha256(manifest_bytes(model_dir)).hexdigest()
+    if actual != sealed:
+        raise ValueError(f'{os.path.join(model_dir, MANIFEST)} changed after export (sha256 '
+                         f'{actual[:16]}..., sealed {sealed[:16]}...): a changed manifest could '
+                         'run the model on other cameras or files; re-export the model')
+
+
+def check_signature(model_dir: str, key: bytes):
+    """Raise ValueError unless manifest.sig is the manifest's HMAC with `key`."""
+    path = os.path.join(model_dir, SIGNATURE)
+    if not os.path.isfile(path):
+        raise ValueError(f'{model_dir} is not signed ({SIGNATURE} missing) and this robot only '
+                         'loads models signed with its station key; sign it where it was '
+                         'trained (`selfimprove export --sign-key`, trainer_node model_key_file)')
+    with open(path) as handle:
+        signature = handle.read().strip()
+    expected = hmac.new(key, manifest_bytes(model_dir), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature, expected):
+        raise ValueError(f'{path} does not match this station\'s key: the model was signed by '
+                         'someone else or changed since; it is not loaded')
 
 
 def publish_model_dir(files: dict, manifest: dict, out_dir: str) -> str:
@@ -92,6 +168,7 @@ def publish_model_dir(files: dict, manifest: dict, out_dir: str) -> str:
             json.dump(manifest, handle, indent=1)
             handle.flush()
             os.fsync(handle.fileno())
+        seal_model_dir(staging)
         os.rename(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

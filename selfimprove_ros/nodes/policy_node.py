@@ -25,7 +25,9 @@ from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import (event_of, image_to_rgb, joint_state_msg, LATCHED_QOS,
                                           RELIABLE_QOS, run_node, SENSOR_QOS, stamp_to_ns,
                                           time_msg)
-from selfimprove_ros.runtime.controller_config import ControllerConfig, stale_inputs
+from selfimprove_ros.model.manifest import read_key
+from selfimprove_ros.runtime.controller_config import (ControllerConfig, model_roots,
+                                                       stale_inputs)
 from selfimprove_ros.runtime.model_loader import ModelLoader, newest_unseen_model
 from selfimprove_ros.runtime.model_slot import ModelSlot
 from selfimprove_ros.runtime.policy_runtime import PolicyRuntime
@@ -45,8 +47,9 @@ class PolicyNode(Node):
         self.max_age_ns = int(config.max_observation_age_s * 1e9)
         self.slot, self.runtime = ModelSlot(), PolicyRuntime(config.instruction,
                                                              config.temperature, config.seed)
+        key = read_key(config.model_key_file) if config.model_key_file else b''
         self.loader = ModelLoader('policy.onnx', config.cameras, config.providers,
-                                  config.inference_budget_s)
+                                  config.inference_budget_s, model_roots(config), key)
         self.episode, self.recorded = None, False
         self.frames, self.frame_wall = {}, {}  # camera -> (stamp_ns, rgb msg), arrival [s]
         self.joints = None                     # (stamp_ns, positions [14])

@@ -39,7 +39,9 @@ class TrainerNode(Node):
 
     def announce(self, model_dir: str):
         """Tell every controller about a new policy version."""
-        from selfimprove_ros.model.manifest import read_manifest
+        from selfimprove_ros.model.manifest import read_key, read_manifest, sign_model_dir
+        if self.config.model_key_file:
+            sign_model_dir(model_dir, read_key(self.config.model_key_file))
         version = read_manifest(model_dir)['version']
         self.announce_pub.publish(String(data=json.dumps(
             {'model_dir': os.path.abspath(model_dir), 'version': version})))

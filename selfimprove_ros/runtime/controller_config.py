@@ -1,6 +1,7 @@
 """Settings of the policy controller (policy_node)."""
 
 from dataclasses import dataclass
+import os
 
 from selfimprove_ros.core.config import require, require_cameras, setting
 from selfimprove_ros.core.topics import CAMERA_NAMES, MODEL_ANNOUNCE
@@ -17,6 +18,14 @@ class ControllerConfig:
     model_topic: str = setting(MODEL_ANNOUNCE, 'Latched topic announcing new policy versions')
     watch_dir: str = setting('', 'Directory scanned every 2 s for new model directories; '
                              'empty = only announcements')
+    model_roots: list = setting(
+        ['models', 'runs'], 'Directories policy models may come from (relative: from the '
+        "node's working directory); an announced or watched model elsewhere is refused. The "
+        "parent of model_dir and watch_dir are always allowed. Any node on the DDS domain can "
+        'announce a path, so this decides which ones are believed')
+    model_key_file: str = setting(
+        '', "Station key file: only models signed with it (manifest.sig, signed by the trainer "
+        "holding the same key) are loaded; empty = the seal and sha256 checks only")
     cameras: list = setting(list(CAMERA_NAMES), 'Cameras this robot runs (the model uses a '
                             'subset, checked at load)')
     instruction: str = setting('', 'Goal instruction when the start event carries none')
@@ -53,6 +62,16 @@ class ControllerConfig:
         require(0 < self.inference_budget_s <= self.control_period_s,
                 f'inference_budget_s must be in (0, control_period_s], got '
                 f'{self.inference_budget_s!r}')
+
+
+def model_roots(config: ControllerConfig) -> list:
+    """Return where models may load from: model_roots, model_dir's parent and watch_dir."""
+    roots = list(config.model_roots)
+    if config.model_dir:
+        roots.append(os.path.dirname(os.path.abspath(config.model_dir)))
+    if config.watch_dir:
+        roots.append(config.watch_dir)
+    return roots
 
 
 def stale_inputs(tick_ns: int, stamps: dict, max_age_ns: int) -> list:

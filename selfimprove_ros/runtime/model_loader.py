@@ -13,11 +13,16 @@ from selfimprove_ros.runtime.onnx_model import load_model, ModelRejected
 
 
 class ModelLoader:
-    """Load model directories one at a time in a background thread."""
+    """Load model directories one at a time in a background thread.
 
-    def __init__(self, filename: str, cameras, providers: str, budget_s: float):
+    `roots` (None: anywhere) and `key` (b'': unsigned is fine) are passed to load_model.
+    """
+
+    def __init__(self, filename: str, cameras, providers: str, budget_s: float, roots=None,
+                 key: bytes = b''):
         self.filename, self.cameras = filename, list(cameras)
         self.providers, self.budget_s = providers, budget_s
+        self.roots, self.key = roots, key
         self.requests, self.results = queue.Queue(), queue.Queue()
         self.thread = threading.Thread(target=self._work, name='model-loader', daemon=True)
         self.thread.start()
@@ -46,7 +51,8 @@ class ModelLoader:
                 return
             try:
                 self.results.put(load_model(model_dir, self.filename, self.cameras,
-                                            self.providers, threads=1, budget_s=self.budget_s))
+                                            self.providers, threads=1, budget_s=self.budget_s,
+                                            roots=self.roots, key=self.key))
             except ModelRejected as error:
                 self.results.put(error)
             except Exception as error:  # noqa: B902 - any failure rejects the model, not the node

@@ -108,12 +108,30 @@ def warm_up(model: LoadedModel, runs: int = 5) -> float:
     return float(np.median(times))
 
 
+def check_model_root(model_dir: str, roots):
+    """Raise ModelRejected unless `model_dir` (symlinks resolved) lies inside one of `roots`."""
+    real = os.path.realpath(model_dir)
+    for root in roots:
+        allowed = os.path.realpath(root)
+        if real == allowed or real.startswith(allowed.rstrip(os.sep) + os.sep):
+            return
+    raise ModelRejected(f'model directory {model_dir} is outside the model roots {list(roots)}; '
+                        'only models under them are loaded (add its directory to '
+                        'policy_node.model_roots if it is yours)')
+
+
 def load_model(model_dir: str, filename: str, cameras, providers: str = 'auto',
-               threads: int = 1, budget_s: float = 0.0) -> LoadedModel:
-    """Verify and open `filename` of `model_dir`; raise ModelRejected with the reason."""
+               threads: int = 1, budget_s: float = 0.0, roots=None,
+               key: bytes = b'') -> LoadedModel:
+    """Verify and open `filename` of `model_dir`; raise ModelRejected with the reason.
+
+    With `roots` the directory must lie inside one of them; with `key` it must be signed.
+    """
     import onnxruntime as ort
+    if roots is not None:
+        check_model_root(model_dir, roots)
     try:
-        manifest = verify_model_dir(model_dir, required=(filename,))
+        manifest = verify_model_dir(model_dir, required=(filename,), key=key)
         codec = ModelCodec.from_dict(manifest['codec'], ModelConfig(**manifest['model_config']))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelRejected(f'model in {model_dir} rejected: {error}') from error

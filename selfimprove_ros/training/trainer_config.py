@@ -22,6 +22,10 @@ class TrainerConfig:
     iterations: int = setting(0, 'improve: iterations before the node stops (0 = forever)')
     poll_s: float = setting(5.0, 'improve: seconds between scans for new episodes')
     announce_topic: str = setting(MODEL_ANNOUNCE, 'Latched topic announcing new policies')
+    model_key_file: str = setting(
+        '', 'Station key file: every exported model is signed with it (manifest.sig) before it '
+        "is announced, for robots whose policy_node.model_key_file is the same key; empty = "
+        'unsigned')
     lr: float = setting(1e-4, 'improve: learning rate of the policy copy')
     updates_per_iteration: int = setting(16, 'improve: updates per iteration (the paper: 16)')
     batch_size: int = setting(64, 'improve: decisions per update (the paper: 64)')
