@@ -1,4 +1,4 @@
-"""Wait until every input of one control tick has arrived, matched by stamp."""
+"""The newest sample of each input of a controller: complete for a tick, stale, or missing."""
 
 from dataclasses import dataclass
 
@@ -7,10 +7,11 @@ from selfimprove_ros.core.topics import CAMERA_NAMES
 
 
 class ObservationSync:
-    """Tracks the newest stamp [ns] and value of each named input.
+    """Tracks the newest stamp [ns], value and arrival time [s] of each named input.
 
     A controller answers tick `t` once every input has a sample stamped at or after `t`; in
-    lockstep simulation that is exactly the observation of tick `t`.
+    lockstep simulation that is exactly the observation of tick `t`. A sample older than the
+    controller's limit at the tick is stale: acting on it would be acting blind.
     """
 
     def __init__(self, sources):
@@ -19,14 +20,16 @@ class ObservationSync:
         self.sources = tuple(sources)
         self._stamp = {name: None for name in self.sources}
         self._value = {}
+        self._arrived = {}
 
-    def add(self, source: str, stamp_ns: int, value=None):
-        """Record a sample; ignore one older than what is held."""
+    def add(self, source: str, stamp_ns: int, value=None, arrived_s: float = None):
+        """Record a sample (arriving at monotonic `arrived_s`); ignore one older than held."""
         if source not in self._stamp:
             raise KeyError(f'unknown source {source!r}; known: {list(self.sources)}')
         if self._stamp[source] is None or stamp_ns >= self._stamp[source]:
             self._stamp[source] = stamp_ns
             self._value[source] = value
+            self._arrived[source] = arrived_s
 
     def complete(self, stamp_ns: int) -> bool:
         """Tell whether every source has a sample stamped at or after `stamp_ns`."""
@@ -39,6 +42,19 @@ class ObservationSync:
     def latest(self, source: str):
         """Return the newest value of `source` (None before any)."""
         return self._value.get(source)
+
+    def stamp(self, source: str):
+        """Return the newest stamp [ns] of `source` (None before any)."""
+        return self._stamp[source]
+
+    def arrived(self, source: str):
+        """Return when the newest sample of `source` arrived [s, monotonic] (None before any)."""
+        return self._arrived.get(source)
+
+    def stale(self, tick_ns: int, max_age_ns: int, sources=None) -> list:
+        """List the `sources` (default all) missing or older than `max_age_ns` at `tick_ns`."""
+        return [name for name in (sources or self.sources) if self._stamp[name] is None
+                or tick_ns - self._stamp[name] > max_age_ns]
 
 
 @dataclass

@@ -72,9 +72,3 @@ def model_roots(config: ControllerConfig) -> list:
     if config.watch_dir:
         roots.append(config.watch_dir)
     return roots
-
-
-def stale_inputs(tick_ns: int, stamps: dict, max_age_ns: int) -> list:
-    """Return the inputs whose newest sample is missing or older than max_age_ns at tick_ns."""
-    return [name for name, stamp in stamps.items()
-            if stamp is None or tick_ns - stamp > max_age_ns]

@@ -1,0 +1,135 @@
+"""PolicyController: policy_node's decisions without ROS, on a real (tiny) ONNX model."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from model_factory import tiny_model_dir
+from selfimprove_ros.core.observation_sync import ObservationSync
+from selfimprove_ros.runtime.controller import EpisodeFollower, LockstepTicks
+from selfimprove_ros.runtime.controller_config import ControllerConfig
+from selfimprove_ros.runtime.onnx_model import load_model
+from selfimprove_ros.runtime.policy_controller import PolicyController
+
+MS = 1_000_000
+FRAME = np.full((24, 32, 3), 100, np.uint8)
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp('controller')
+    return [load_model(tiny_model_dir(root / v, version=v, seed=i)[0], 'policy.onnx',
+                       ['cam_high'], providers='cpu') for i, v in enumerate(('v1', 'v2'))]
+
+
+def controller(lockstep=False, **settings):
+    clock = Clock()
+    config = ControllerConfig(cameras=['cam_high'], lockstep=lockstep, temperature=1.0,
+                              **settings)
+    return PolicyController(config, logging.getLogger('test'), lambda frame: frame, clock), \
+        clock
+
+
+def observe(core, stamp_ns):
+    core.on_joints(stamp_ns, np.zeros(14))
+    return core.on_frame('cam_high', stamp_ns, FRAME)
+
+
+def start(core, episode_id='e1', recorded=True):
+    core.on_event({'event': 'start', 'episode_id': episode_id, 'robot': 'r', 'task': 't',
+                   'instruction': 'hand it over'})
+    if recorded:
+        core.on_event({'event': 'recording', 'episode_id': episode_id, 'path': '/bag'})
+
+
+def test_it_acts_only_with_a_model_inside_a_recorded_episode(models):
+    core, _ = controller()
+    observe(core, 100 * MS)
+    assert core.tick(100 * MS).timing['state'] == 'no_model'
+    core.on_loads([models[0]])
+    assert core.tick(100 * MS).timing['state'] == 'idle'
+    start(core, recorded=False)
+    out = core.tick(100 * MS)
+    assert out.timing['state'] == 'waiting_for_recorder' and out.command is None
+    core.on_event({'event': 'recording', 'episode_id': 'e1', 'path': '/bag'})
+    first, second, third = (core.tick(t * MS) for t in (100, 200, 300))
+    assert first.timing['state'] == 'ok' and first.command.shape == (14,)
+    assert first.tokens['version'] == 'v1' and first.tokens['episode_id'] == 'e1'
+    assert len(first.tokens['tokens']) == 28 and first.tokens['log_prob'] < 0
+    assert second.tokens is None and third.tokens is not None  # a chunk of 2 ticks
+    assert third.timing['tick_period_s'] == pytest.approx(0.1)
+
+
+def test_a_stale_input_holds_the_arm_where_it_is(models):
+    core, _ = controller(max_observation_age_s=0.2)
+    core.on_loads([models[0]])
+    start(core)
+    core.on_joints(1000 * MS, np.arange(14.0))
+    core.on_frame('cam_high', 700 * MS, FRAME)  # 0.3 s old at the tick
+    out = core.tick(1000 * MS)
+    assert out.timing['state'] == 'stale' and "['cam_high']" in out.timing['cause']
+    np.testing.assert_array_equal(out.command, np.arange(14.0))
+    assert out.tokens is None
+
+
+def test_lockstep_answers_each_tick_once_when_complete_or_overdue(models):
+    core, clock = controller(lockstep=True, sync_timeout_s=0.5)
+    assert core.on_joints(100 * MS, np.zeros(14)) is None  # its frame is not in yet
+    assert core.on_frame('cam_high', 100 * MS, FRAME) == 100 * MS
+    assert core.on_frame('cam_high', 100 * MS, FRAME) is None  # answered already
+    core.on_joints(200 * MS, np.zeros(14))
+    assert core.overdue() is None
+    clock.now += 0.6  # the frame of tick 200 ms never came
+    assert core.overdue() == 200 * MS and core.overdue() is None
+
+
+def test_a_model_arriving_mid_episode_waits_for_its_end(models):
+    core, _ = controller()
+    core.on_loads([models[0]])
+    start(core)
+    core.on_loads([models[1]])
+    assert core.slot.live.version == 'v1' and core.slot.pending.version == 'v2'
+    core.on_event({'event': 'end', 'episode_id': 'e1', 'outcome': 'success'})
+    assert core.slot.live.version == 'v2'
+    assert core.rollback() == 'rolled back to v1'
+    core.on_loads([ValueError('model in /x rejected: sha256 mismatch')])
+    assert core.tick(0).timing['cause'] == 'model in /x rejected: sha256 mismatch'
+
+
+def test_the_managers_status_starts_and_ends_an_episode_whose_events_were_missed(models):
+    core, _ = controller()
+    core.on_loads([models[0]])
+    observe(core, 100 * MS)
+    core.on_status('running', 'e7')
+    assert core.tick(100 * MS).timing['state'] == 'ok'
+    core.on_status('success', 'e7')
+    assert core.tick(100 * MS).timing['state'] == 'idle'
+
+
+def test_a_recording_that_overtook_its_start_still_counts():
+    follower = EpisodeFollower(wait_for_recording=True)
+    assert follower.on_event({'event': 'recording', 'episode_id': 'e2', 'path': '/b'}) == ''
+    assert follower.on_event({'event': 'start', 'episode_id': 'e2', 'task': 't'}) == 'started'
+    assert follower.acting
+    assert follower.on_event({'event': 'start', 'episode_id': 'e2', 'task': 't'}) == 'repeat'
+    assert follower.on_event({'event': 'end', 'episode_id': 'other'}) == ''
+    assert follower.on_event({'event': 'end', 'episode_id': 'e2'}) == 'ended'
+
+
+def test_staleness_and_arrival_are_kept_per_input():
+    sync = ObservationSync(['joint_states', 'cam_high'])
+    sync.add('joint_states', 1000, arrived_s=5.0)
+    assert sync.stale(1000, 100) == ['cam_high']
+    sync.add('cam_high', 850, arrived_s=6.0)
+    assert sync.stale(1000, 100) == ['cam_high'] and sync.stale(1000, 200) == []
+    assert sync.arrived('cam_high') == 6.0 and sync.stamp('joint_states') == 1000
+    ticks = LockstepTicks(sync, 0.5)
+    assert ticks.due(1000) is None and ticks.due(1000, force=True) == 1000
