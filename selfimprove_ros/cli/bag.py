@@ -4,8 +4,8 @@ import sys
 
 import yaml
 
-HELP = ('inspect (info), validate (check), repair (recover), judge (verdict) or import '
-        '(import-act) episode bags')
+HELP = ('inspect (info), validate (check), repair (recover), judge (verdict), import '
+        '(import-act, import-lerobot) or export (export-lerobot) episode bags')
 
 
 def add_arguments(parser):
@@ -48,12 +48,49 @@ def add_arguments(parser):
     act.add_argument('--image-order', choices=('rgb', 'bgr'), default='rgb',
                      help='channel order the recorder stored (compressed files decode to it; '
                      'bgr swaps to the contract\'s rgb)')
+    export = verbs.add_parser('export-lerobot', help='write episode bags (demonstrations and '
+                              'practice episodes) as a LeRobot v3.0 dataset')
+    export.add_argument('bags', nargs='+', help='bag directories, or folders of them')
+    export.add_argument('--out', required=True, help='new directory for the dataset')
+    export.add_argument('--fps', type=int, default=10,
+                        help='control rate the bags are aligned to [Hz]: one frame per tick')
+    export.add_argument('--cameras', nargs='+', default=None,
+                        help='cameras to export (default: those of the first bag)')
+    export.add_argument('--image-size', default=None, metavar='HxW',
+                        help='resize frames to H x W px (default: the first camera\'s size)')
+    export.add_argument('--codec', choices=('libsvtav1', 'libx264'), default=None,
+                        help='video codec (default: libsvtav1 if ffmpeg has it, else libx264)')
+    export.add_argument('--crf', type=int, default=30,
+                        help='video quality: lower is closer to the frames and larger '
+                        '(LeRobot\'s default 30)')
+    lerobot = verbs.add_parser('import-lerobot', help='convert a LeRobot v3.0 ALOHA dataset '
+                               '(14 joints, cam_high/cam_low/wrist cameras) into episode bags')
+    lerobot.add_argument('dataset', help='dataset root (the directory holding meta/info.json)')
+    lerobot.add_argument('--out', required=True, help='directory that receives the bags')
+    lerobot.add_argument('--robot', default=None,
+                         help='robot namespace (default: the exported one, else aloha1)')
+    lerobot.add_argument('--task', default=None,
+                         help='task name (default: the exported one, else the dataset\'s '
+                         'directory name)')
+    lerobot.add_argument('--camera', action='append', default=[], metavar='NAME=CAM',
+                         help='map image feature NAME (e.g. top or observation.images.top) '
+                         'to contract camera CAM; NAME= leaves it out (repeatable)')
+    lerobot.add_argument('--joint-order', choices=('names', 'contract'), default='names',
+                         help='names: reorder by the features\' joint names; contract: the '
+                         'values are already in the contract order')
+    lerobot.add_argument('--control-period-s', type=float, default=0.1,
+                         help='tick period [s]; a dataset recorded faster is subsampled')
+    lerobot.add_argument('--outcome', default='success',
+                         help='outcome of episodes of datasets not exported here (LeRobot '
+                         'datasets are demonstrations; unknown for mixed ones)')
 
 
 def run(args) -> int:
     """Dispatch to the verb; exit 1 if any bag has a problem."""
     return {'info': run_info, 'check': run_check, 'recover': run_recover,
-            'verdict': run_verdict, 'import-act': run_import_act}[args.verb](args)
+            'verdict': run_verdict, 'import-act': run_import_act,
+            'export-lerobot': run_export_lerobot,
+            'import-lerobot': run_import_lerobot}[args.verb](args)
 
 
 def existing(paths) -> list:
@@ -132,4 +169,50 @@ def run_import_act(args) -> int:
                                     instruction=args.instruction, robot=args.robot,
                                     fps=args.fps, image_order=args.image_order)
     print(f'{len(bags)} episode bags written to {args.out}; {len(failures)} files failed')
+    return 1 if failures else 0
+
+
+def image_size(text):
+    """Return (height, width) [px] of 'HxW'; None for None."""
+    if text is None:
+        return None, None
+    try:
+        height, width = (int(part) for part in text.lower().split('x'))
+    except ValueError:
+        raise ValueError(f'--image-size must be HxW in px, e.g. 480x640, got {text!r}') from None
+    return height, width
+
+
+def run_export_lerobot(args) -> int:
+    """Export bags as a LeRobot dataset; exit 1 if any bag was skipped."""
+    from selfimprove_ros.data.lerobot_dataset import export_lerobot
+    height, width = image_size(args.image_size)
+    report = export_lerobot(existing(args.bags), args.out, fps=args.fps, cameras=args.cameras,
+                            image_height=height, image_width=width, codec=args.codec,
+                            crf=args.crf)
+    print(f'{report.episodes} episodes ({report.frames} frames, {report.codec}) written to '
+          f'{report.out_dir} in {report.seconds:.1f} s; {len(report.skipped)} bags skipped')
+    return 1 if report.skipped else 0
+
+
+def camera_map(pairs) -> dict:
+    """Return {name: camera} of NAME=CAM arguments."""
+    mapping = {}
+    for pair in pairs:
+        name, sep, cam = pair.partition('=')
+        if not sep or not name:
+            raise ValueError(f'--camera takes NAME=CAM (e.g. top=cam_high), got {pair!r}')
+        mapping[name] = cam
+    return mapping
+
+
+def run_import_lerobot(args) -> int:
+    """Convert a LeRobot dataset into bags; exit 1 if any episode failed."""
+    from selfimprove_ros.data.lerobot_dataset import import_lerobot
+    bags, failures = import_lerobot(args.dataset, args.out, robot=args.robot, task=args.task,
+                                    cameras=camera_map(args.camera),
+                                    joint_order_mode=args.joint_order,
+                                    control_period_s=args.control_period_s,
+                                    outcome=args.outcome)
+    print(f'{len(bags)} episode bags written to {args.out}; {len(failures)} episodes failed')
     return 1 if failures else 0
