@@ -19,11 +19,12 @@ from selfimprove_ros.core.observation_sync import ObservationSync, SyncConfig
 from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import (event_of, joint_state_msg, RELIABLE_QOS, run_node,
                                           SENSOR_QOS, stamp_to_ns, time_msg)
+from selfimprove_ros.runtime.controller import EpisodeFollower, LockstepTicks
 from selfimprove_ros.sim.expert import ExpertConfig, ScriptedExpert
 
 
 class ExpertNode(Node):
-    """ROS shell around `ScriptedExpert`."""
+    """ROS shell around `ScriptedExpert`, following episodes like every controller."""
 
     def __init__(self):
         super().__init__('expert_node')
@@ -32,56 +33,40 @@ class ExpertNode(Node):
         self.expert = ScriptedExpert(self.expert_config)
         self.period_ns = int(round(self.expert_config.control_period_s * 1e9))
         self.sync = ObservationSync(['joint_states', *self.sync_config.cameras])
-        self.episode = None
+        self.ticks = LockstepTicks(self.sync, self.sync_config.sync_timeout_s)
+        self.follower = EpisodeFollower(self.sync_config.wait_for_recording)
         self.plan_start_ns = None
         self.state_ns = None       # newest simulator state awaiting an answer
         self.state_qpos = None     # its full qpos, to plan from
-        self.recording = False     # the recorder announced the current episode
-        self.recorded_id = None    # the newest episode the recorder announced
         self.state_wall_s = 0.0
-        self.answered_ns = None
         self.command_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS, RELIABLE_QOS)
         self.intended_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS_INTENDED,
                                                   RELIABLE_QOS)
         self.event_pub = self.create_publisher(String, topics.EPISODE_EVENTS, RELIABLE_QOS)
         self.create_subscription(String, topics.EPISODE_EVENTS, self.on_event, RELIABLE_QOS)
         self.create_subscription(JointState, topics.SIM_STATE, self.on_sim_state, RELIABLE_QOS)
-        self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_states,
-                                 RELIABLE_QOS)
+        self.create_subscription(JointState, topics.JOINT_STATES, lambda msg: self.on_input(
+            'joint_states', msg), RELIABLE_QOS)
         for camera in self.sync_config.cameras:
             self.create_subscription(Image, topics.camera_topic(camera),
-                                     lambda msg, cam=camera: self.on_image(cam, msg), SENSOR_QOS)
+                                     lambda msg, cam=camera: self.on_input(cam, msg), SENSOR_QOS)
         self.create_timer(self.sync_config.sync_timeout_s / 4, self.on_sync_timer)
 
     def on_event(self, msg: String):
-        """Start planning at `start`, stop commanding at `end`."""
+        """Start planning at `start` (once recorded), stop commanding at `end`."""
         event = event_of(self, msg)
         if event is None:
             return
         if event['event'] == 'start':
-            # Every start is acknowledged (an earlier answer may have been lost); only the first
-            # of a run of repeats resets the plan.
+            # Every start is acknowledged (an earlier answer may have been lost).
             self.event_pub.publish(String(data=make_event(
                 'acting', episode_id=event['episode_id'], controller=self.get_name())))
-            if self.episode is not None and self.episode['episode_id'] == event['episode_id']:
-                return
-            self.episode = event
+        change = self.follower.on_event(event)
+        if change == 'started':
             self.plan_start_ns = None
-            # The recorder's answer to a repeated start can overtake that start (two publishers
-            # on one topic): without remembering it, the expert never planned (seen under load).
-            self.recording = not self.sync_config.wait_for_recording or \
-                self.recorded_id == event['episode_id']
+        if change in ('started', 'recorded'):
             self.try_plan()
-        elif event['event'] == 'recording':
-            self.recorded_id = event['episode_id']
-            if self.episode is not None and event['episode_id'] == self.episode['episode_id'] \
-                    and not self.recording:
-                self.recording = True
-                self.try_plan()
-                self.try_act(force=False)
-        elif event['event'] == 'end' and self.episode is not None \
-                and event['episode_id'] == self.episode['episode_id']:
-            self.episode = None
+            self.try_act(force=False)
 
     def on_sim_state(self, msg: JointState):
         """Remember which tick awaits an answer; plan from it if the episode may begin."""
@@ -93,23 +78,17 @@ class ExpertNode(Node):
 
     def try_plan(self):
         """Plan the episode from the newest state once it started and is being recorded."""
-        if self.episode is None or not self.recording or self.plan_start_ns is not None \
-                or self.state_ns is None:
+        if not self.follower.acting or self.plan_start_ns is not None or self.state_ns is None:
             return
         # The simulator seed of the episode also seeds its noise (None outside sim).
-        self.expert.plan(self.state_qpos, int(self.episode.get('seed') or 0))
+        self.expert.plan(self.state_qpos, int(self.follower.episode.get('seed') or 0))
         self.plan_start_ns = self.state_ns
-        self.get_logger().info(f'episode {self.episode["episode_id"]}: planned '
+        self.get_logger().info(f'episode {self.follower.episode_id}: planned '
                                f'{self.expert.episode_ticks} ticks')
 
-    def on_joint_states(self, msg: JointState):
-        """Count joint states as one input of the observation."""
-        self.sync.add('joint_states', stamp_to_ns(msg.header.stamp))
-        self.try_act(force=False)
-
-    def on_image(self, camera: str, msg: Image):
-        """Count a camera frame as one input of the observation."""
-        self.sync.add(camera, stamp_to_ns(msg.header.stamp))
+    def on_input(self, source: str, msg):
+        """Count a joint state or camera frame as one input of the observation."""
+        self.sync.add(source, stamp_to_ns(msg.header.stamp))
         self.try_act(force=False)
 
     def on_sync_timer(self):
@@ -120,17 +99,16 @@ class ExpertNode(Node):
 
     def try_act(self, force: bool):
         """Answer the pending tick once its observation is complete (or on timeout)."""
-        stamp_ns = self.state_ns
-        if self.episode is None or self.plan_start_ns is None or stamp_ns is None \
-                or stamp_ns == self.answered_ns:
+        if not self.follower.acting or self.plan_start_ns is None:
             return
-        if not force and not self.sync.complete(stamp_ns):
+        missing = self.sync.missing(self.state_ns) if self.state_ns is not None else []
+        stamp_ns = self.ticks.due(self.state_ns, force)
+        if stamp_ns is None:
             return
-        if force:
-            self.get_logger().warning(f'acting without {self.sync.missing(stamp_ns)} at '
-                                      f'{stamp_ns} ns', throttle_duration_sec=5.0)
+        if force and missing:
+            self.get_logger().warning(f'acting without {missing} at {stamp_ns} ns',
+                                      throttle_duration_sec=5.0)
         tick = (stamp_ns - self.plan_start_ns) // self.period_ns
-        self.answered_ns = stamp_ns
         # What the expert meant beside what it did: the noise-free plan is Stage 1's clean label.
         self.intended_pub.publish(joint_state_msg(time_msg(stamp_ns), self.expert.intended(tick)))
         self.command_pub.publish(joint_state_msg(time_msg(stamp_ns), self.expert.act(tick)))
