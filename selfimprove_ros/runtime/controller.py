@@ -111,11 +111,12 @@ class TimingReport:
     def report(self, tick_ns: int, state: str, started_s: float, version: str = '',
                pending_version: str = '', cause: str = '', stamps: dict = None,
                inference_s: float = 0.0, oldest_arrival_s: float = None) -> dict:
-        """Return {stamp_ns, state, cause, version, pending_version, tick_period_s, inference_s,
-        compute_s[, observation_age_s, latency_s]} for the tick at `tick_ns`.
+        """Return the timing document of the tick at `tick_ns`.
 
-        `stamps` are the inputs' stamps [ns] the decision used; `oldest_arrival_s` is when the
-        oldest of its frames arrived, so latency_s is the honest worst case image -> command.
+        Its fields: stamp_ns, state, cause, version, pending_version, tick_period_s, inference_s,
+        compute_s, and with a decision observation_age_s and latency_s. `stamps` are the
+        inputs' stamps [ns] the decision used; `oldest_arrival_s` is when the oldest of its
+        frames arrived, so latency_s is the honest worst case image -> command.
         """
         period_s = (tick_ns - self.last_tick_ns) / 1e9 if self.last_tick_ns else 0.0
         self.last_tick_ns = tick_ns
