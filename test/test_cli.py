@@ -117,10 +117,10 @@ def test_bag_verbs_refuse_a_missing_path_with_exit_2(tmp_path, capsys, verb):
 
 
 def random_bytes_policy(model_dir):
-    """Overwrite policy.onnx with random bytes and make the manifest's sha256 match them."""
+    """Overwrite policy.onnx with random bytes; make the manifest and its seal match them."""
     import json
 
-    from selfimprove_ros.model.manifest import sha256_of
+    from selfimprove_ros.model.manifest import seal_model_dir, sha256_of
     policy = os.path.join(model_dir, 'policy.onnx')
     with open(policy, 'wb') as stream:
         stream.write(os.urandom(3000))
@@ -129,6 +129,7 @@ def random_bytes_policy(model_dir):
     manifest['files']['policy.onnx']['sha256'] = sha256_of(policy)
     with open(os.path.join(model_dir, 'manifest.json'), 'w') as stream:
         json.dump(manifest, stream)
+    seal_model_dir(model_dir)  # consistent: only opening the file can tell
 
 
 @pytest.fixture(scope='module')

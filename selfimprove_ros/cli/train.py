@@ -3,7 +3,6 @@
 import json
 import os
 
-import yaml
 
 HELP = 'train the two-headed model (sft) or report its value landscape (report)'
 
@@ -44,19 +43,6 @@ def add_arguments(parser):
                         help='checkpoint role (best_steps_to_go, best_bc, last) or path')
 
 
-def load_settings(path, overrides) -> dict:
-    """Merge a YAML settings file (optional) with KEY=VALUE overrides."""
-    from selfimprove_ros.training.sft_config import apply_overrides
-    data = {}
-    if path:
-        with open(path) as handle:
-            data = yaml.safe_load(handle) or {}
-        unknown = sorted(set(data) - {'sft', 'dataset'})
-        if unknown:
-            raise ValueError(f'{path}: unknown sections {unknown}; expected sft and dataset')
-    return apply_overrides(data, overrides)
-
-
 def run(args) -> int:
     """Dispatch to the verb."""
     return {'sft': run_sft, 'improve': run_improve, 'report': run_report}[args.verb](args)
@@ -64,7 +50,7 @@ def run(args) -> int:
 
 def run_sft(args) -> int:
     """Train (or resume), then write the value-landscape report."""
-    from selfimprove_ros.training.sft_config import SftConfig
+    from selfimprove_ros.training.sft_config import load_settings, SftConfig
     from selfimprove_ros.training.sft_trainer import train_sft
     settings = load_settings(args.config, args.overrides)
     config = SftConfig.from_dict(settings.get('sft', {}))

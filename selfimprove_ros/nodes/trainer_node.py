@@ -15,6 +15,7 @@ from std_msgs.msg import String
 from selfimprove_ros.core import topics
 from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import LATCHED_QOS, run_node
+from selfimprove_ros.training.reinforce_config import ReinforceConfig
 from selfimprove_ros.training.trainer_config import TrainerConfig
 
 
@@ -24,6 +25,7 @@ class TrainerNode(Node):
     def __init__(self):
         super().__init__('trainer_node')
         self.config = declare_config(self, TrainerConfig)
+        self.reinforce = declare_config(self, ReinforceConfig, prefix='reinforce.')
         self.stop = threading.Event()
         self.announce_pub = self.create_publisher(String, self.config.announce_topic,
                                                   LATCHED_QOS)
@@ -63,9 +65,8 @@ class TrainerNode(Node):
 
     def run_sft(self):
         """Train Stage 1 and export when configured."""
-        from selfimprove_ros.cli.train import load_settings
         from selfimprove_ros.training.run_export import export_run
-        from selfimprove_ros.training.sft_config import SftConfig
+        from selfimprove_ros.training.sft_config import load_settings, SftConfig
         from selfimprove_ros.training.sft_trainer import train_sft
         settings = load_settings(self.config.settings_file or None, [])
         train_sft(self.config.bag_dirs, self.config.run_dir,
@@ -77,12 +78,8 @@ class TrainerNode(Node):
     def run_improve(self):
         """Iterate REINFORCE on on-policy practice; announce each new version."""
         from selfimprove_ros.training.improve_loop import improve_forever
-        from selfimprove_ros.training.reinforce_config import ReinforceConfig
         cfg = self.config
-        config = ReinforceConfig(lr=cfg.lr, updates_per_iteration=cfg.updates_per_iteration,
-                                 batch_size=cfg.batch_size, gamma=cfg.gamma,
-                                 loss_scale=cfg.loss_scale, baseline=cfg.baseline)
-        for model_dir in improve_forever(cfg.bag_dirs, cfg.run_dir, config, cfg.model_dir,
+        for model_dir in improve_forever(cfg.bag_dirs, cfg.run_dir, self.reinforce, cfg.model_dir,
                                          iterations=cfg.iterations, poll_s=cfg.poll_s,
                                          log=self.get_logger().info,
                                          should_stop=self.stop.is_set):

@@ -101,3 +101,16 @@ def apply_overrides(data: dict, overrides) -> dict:
             target = target[parent]
         target[leaf] = yaml.safe_load(text)
     return data
+
+
+def load_settings(path, overrides) -> dict:
+    """Merge a YAML settings file (optional; sections 'sft' and 'dataset') with overrides."""
+    import yaml
+    data = {}
+    if path:
+        with open(path) as handle:
+            data = yaml.safe_load(handle) or {}
+        unknown = sorted(set(data) - {'sft', 'dataset'})
+        if unknown:
+            raise ValueError(f'{path}: unknown sections {unknown}; expected sft and dataset')
+    return apply_overrides(data, overrides)

@@ -1,10 +1,13 @@
-"""Settings of trainer_node: which stage, which bags, where runs and models go."""
+"""Settings of trainer_node: which stage, which bags, where runs and models go.
+
+Stage 2's own settings are ReinforceConfig's, declared by the node as `reinforce.<name>`
+parameters (reinforce.lr, reinforce.baseline, ...), so each has one home.
+"""
 
 from dataclasses import dataclass
 
 from selfimprove_ros.core.config import require, setting
 from selfimprove_ros.core.topics import MODEL_ANNOUNCE
-from selfimprove_ros.training.reinforce_config import BASELINES
 
 MODES = ('sft', 'improve')
 
@@ -26,18 +29,9 @@ class TrainerConfig:
         '', 'Station key file: every exported model is signed with it (manifest.sig) before it '
         "is announced, for robots whose policy_node.model_key_file is the same key; empty = "
         'unsigned')
-    lr: float = setting(1e-4, 'improve: learning rate of the policy copy')
-    updates_per_iteration: int = setting(16, 'improve: updates per iteration (the paper: 16)')
-    batch_size: int = setting(64, 'improve: decisions per update (the paper: 64)')
-    gamma: float = setting(0.9, 'improve: discount per decision (the paper: 0.9)')
-    loss_scale: float = setting(0.05, 'improve: c of the loss (the paper: 0.05)')
-    baseline: str = setting('none', "improve: subtracted from R_t, 'none' (the paper) or 'mean' "
-                            "(the iteration's mean return)")
 
     def __post_init__(self):
         require(self.mode in MODES, f'mode must be one of {list(MODES)}, got {self.mode!r}')
         require(bool(self.bag_dirs), 'bag_dirs must name at least one directory')
         require(self.iterations >= 0, f'iterations must be >= 0, got {self.iterations!r}')
-        require(self.baseline in BASELINES,
-                f'baseline must be one of {list(BASELINES)}, got {self.baseline!r}')
         require(self.poll_s > 0, f'poll_s must be > 0 s, got {self.poll_s!r}')
