@@ -59,6 +59,34 @@ def _params(config: dict, key: str) -> dict:
     return dict((config.get(key) or {}).get('ros__parameters') or {})
 
 
+# `preset:=<name>` of launch/aloha.launch.py: which shipped config a real station starts from.
+PRESETS = {
+    'aloha': 'aloha.yaml',      # this stack drives the followers and reads the RealSense devices
+    'trossen': 'trossen.yaml',  # beside Trossen's running bringup: its topics, no second driver
+}
+
+
+def preset_config_path(preset: str) -> str:
+    """Path of a station preset's config; ValueError lists the presets there are."""
+    if preset not in PRESETS:
+        raise ValueError(f'preset {preset!r} unknown; choose one of {sorted(PRESETS)} or name a '
+                         'config file with config:=')
+    return config_path(PRESETS[preset])
+
+
+def check_camera_sections(sections):
+    """Refuse a per-camera section (`<camera>_camera_node`) for a camera that does not exist.
+
+    Such a section overrides the shared `camera_node` parameters for one camera (e.g. its input
+    topic); a misspelt one would otherwise be ignored without a word.
+    """
+    unknown = sorted(key for key in sections if key.endswith('_camera_node')
+                     and key[:-len('_camera_node')] not in CAMERA_NAMES)
+    if unknown:
+        raise ValueError(f'config sections {unknown} name no camera; per-camera sections are '
+                         f'<camera>_camera_node with <camera> one of {list(CAMERA_NAMES)}')
+
+
 RUNTIME_NODES = ('policy_node', 'reward_scorer_node', 'success_detector_node',
                  'episode_manager_node')
 
@@ -71,7 +99,8 @@ def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
     everyone else through use_sim_time), `recorder` (start the episode recorder), `task` and
     `control_period_s`, which every node that needs them receives, so they cannot disagree, and
     for the runtime (`with_runtime`) `model_dir` (the first policy) and `reward_model_dir` (the
-    frozen Stage-1 reward model).
+    frozen Stage-1 reward model). A `<camera>_camera_node` section (in `config` or
+    `overrides`) adds to `camera_node`'s parameters for that camera alone.
     """
     overrides = overrides or {}
     launch = {**config['launch'], **overrides.get('launch', {})}
@@ -97,9 +126,12 @@ def build_graph(config: dict, robot: str = 'aloha1', overrides: dict = None,
     specs = [NodeSpec('robot_node', 'robot_node', namespace,
                       node_params('robot_node', {'lockstep': lockstep}))]
     cameras = list(launch.get('cameras', CAMERA_NAMES))
+    check_camera_sections(list(config) + list(overrides))
     for camera in cameras:
-        specs.append(NodeSpec('camera_node', f'{camera}_camera_node', namespace,
-                              node_params('camera_node', {'camera_name': camera})))
+        name = f'{camera}_camera_node'
+        # Shared `camera_node` settings, then this camera's own section (config, overrides).
+        own = {**_params(config, name), **overrides.get(name, {}), 'camera_name': camera}
+        specs.append(NodeSpec('camera_node', name, namespace, node_params('camera_node', own)))
     if launch.get('recorder', True):
         is_sim = _params(config, 'robot_node').get('backend', 'sim') == 'sim'
         specs.append(NodeSpec('recorder_node', 'recorder_node', namespace, node_params(

@@ -5,6 +5,7 @@ per control tick and publishes joint states. With the sim backend it also publis
 simulator state (for the camera nodes to render), the simulator's own success flag, and, in
 lockstep mode, /clock: the simulator then advances one tick as soon as the controller has
 answered the newest observation, so collection and practice run faster than real time.
+Real followers: `interbotix` drives them itself, `bringup` beside Trossen's running bringup.
 """
 
 import json
@@ -20,11 +21,13 @@ from std_srvs.srv import Trigger
 from selfimprove_ros.core import topics
 from selfimprove_ros.core.joints import order_by_name
 from selfimprove_ros.core.safety import GuardState, SafetyConfig, SafetyGuard
+from selfimprove_ros.nodes.bringup_arms import BringupArms
 from selfimprove_ros.nodes.interbotix_arms import InterbotixBackend
 from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import (run_node, LATCHED_QOS, RELIABLE_QOS, joint_state_msg,
                                           stamp_to_ns, time_msg)
 from selfimprove_ros.robot.backends import SimBackend
+from selfimprove_ros.robot.bringup import BringupConfig
 from selfimprove_ros.robot.robot_config import RobotConfig
 from selfimprove_ros.sim.aloha_sim import SimConfig
 
@@ -49,6 +52,9 @@ class RobotNode(Node):
             self.backend = SimBackend(sim_config)
             # The first reset repeats the start-up scene, so episode k of a run uses seed + k.
             self.next_seed = self.config.seed
+        elif self.config.backend == 'bringup':
+            bringup = declare_config(self, BringupConfig, prefix='bringup.')
+            self.backend = BringupArms(self, tuple(self.config.arm_names), bringup)
         else:
             self.backend = InterbotixBackend(self, tuple(self.config.arm_names))
         # Lockstep time starts at the wall time of launch so that bags carry plausible dates.
@@ -110,6 +116,14 @@ class RobotNode(Node):
 
     def tick(self):
         """One control tick: guard -> backend -> (sim step) -> publish."""
+        # A backend that only listens to another driver (bringup) may not hear the arms yet, or
+        # no longer: then nothing is commanded and no joint state is published, so controllers
+        # see stale states and the episode manager faults instead of acting on a guess.
+        problem = getattr(self.backend, 'problem', lambda: '')()
+        if problem:
+            self.get_logger().warning(f'not driving the arms: {problem}',
+                                      throttle_duration_sec=2.0)
+            return
         positions, _ = self.backend.read()
         decision = self.guard.next_target(positions, self.now_ns() / 1e9)
         self.backend.command(decision.target)

@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 from selfimprove_ros.core.config import require, setting
 
-BACKENDS = ('sim', 'interbotix')
+# bringup: beside Trossen's running ALOHA bringup, topics only (robot/bringup.py).
+BACKENDS = ('sim', 'interbotix', 'bringup')
 
 
 @dataclass
@@ -23,7 +24,7 @@ class RobotConfig:
     seed: int = setting(
         0, 'Sim: seed of the start-up scene; the first reset repeats it, later ones count up')
     arm_names: list = setting(['follower_left', 'follower_right'],
-                              'Interbotix: follower robot names, left first')
+                              'interbotix, bringup: follower robot names, left first')
 
     def __post_init__(self):
         require(self.backend in BACKENDS,
