@@ -20,7 +20,7 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 
 def start_once(model: str, out: str, wait_s: float) -> float:
     """Start one graph; return seconds until its first bag appeared, or -1 after wait_s."""
-    from selfimprove_ros.cli.evaluate import next_domain_id
+    from selfimprove_ros.graph.sim_driver import next_domain_id
     from selfimprove_ros.graph.description import build_graph, config_path, load_config
     from selfimprove_ros.graph.launcher import GraphRunner
     os.environ['ROS_DOMAIN_ID'] = str(next_domain_id())

@@ -329,7 +329,7 @@ def practice_round(run, stage1: str, bags: str, share: int, seed: int, task: str
 
 def practice_graph(run, stage1: str, bags: str, seed: int, task: str, args, stop_when):
     """Run the sim graph with the live version, sampling, until `stop_when` is true."""
-    from selfimprove_ros.cli.evaluate import run_graph_until_labelled
+    from selfimprove_ros.graph.sim_driver import run_graph_until_labelled
     from selfimprove_ros.data.episode_loader import find_bags
     from selfimprove_ros.graph.description import build_graph, config_path, load_config
     model_dir = next(e['model_dir'] for e in run.state['versions'] if e['version'] == run.version)

@@ -148,7 +148,7 @@ def test_eval_refuses_what_the_graph_would_refuse_before_starting_it(tmp_path, c
                                                                      flaw, said):
     import shutil
 
-    from selfimprove_ros.cli import evaluate
+    from selfimprove_ros.graph import sim_driver
     model, reward = str(tmp_path / 'model'), str(tmp_path / 'reward')
     shutil.copytree(tiny_model, model)
     shutil.copytree(tiny_model, reward)
@@ -160,7 +160,7 @@ def test_eval_refuses_what_the_graph_would_refuse_before_starting_it(tmp_path, c
 
     def graph(*_args, **_kwargs):
         raise AssertionError('the graph started')
-    monkeypatch.setattr(evaluate, 'run_graph_until_labelled', graph)
+    monkeypatch.setattr(sim_driver, 'run_graph_until_labelled', graph)
     options = flaw if isinstance(flaw, list) else []
     one_line_refusal(capsys, ['eval', '--model', model, '--reward-model', reward, '--out',
                               str(tmp_path / 'out'), *options], said)

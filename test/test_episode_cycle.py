@@ -124,6 +124,7 @@ def test_no_episode_starts_before_the_policy_and_the_reward_scorer_are_live(capl
     cycle.on_version('v1')
     assert cycle.machine.phase.value == 'ready' and 'the reward scorer' in io.statuses[-1].cause
     clock.now += 6.0  # a graph that never comes up says so in the log, not only the status
+    cycle.on_version('v1')  # a live policy is heard every tick
     with caplog.at_level(logging.WARNING):
         cycle.step()
     assert 'no episode starts before the reward scorer' in caplog.text
@@ -254,6 +255,21 @@ def test_waits_for_a_live_policy_when_asked():
     assert 'policy' in cycle.request('start')[1]
     cycle.on_version('v7')
     assert io.events[-1]['event'] == 'start' and io.events[-1]['policy_version'] == 'v7'
+
+
+def test_no_episode_starts_after_the_policy_went_silent():
+    # policy_node killed mid-episode: the guard's hold faults the episode, and the next one
+    # must wait for a policy that is heard again, not start 0.1 s later.
+    cycle, io, clock = make_cycle(wait_for_policy=True, policy_timeout_s=3.0)
+    cycle.on_version('v7')
+    clock.now += 1.0
+    cycle.step()
+    assert cycle.policy_live()
+    clock.now += 3.5  # nothing from the policy since
+    assert not cycle.policy_live()
+    assert 'a live policy' in cycle.waiting_for()
+    cycle.on_version('v7')  # it is back
+    assert cycle.policy_live() and cycle.waiting_for() is None
 
 
 def test_watch_faults_on_holds_after_the_controller_acted_or_the_grace():

@@ -6,9 +6,10 @@ import time
 import pytest
 import yaml
 
-from selfimprove_ros.cli import evaluate
-from selfimprove_ros.cli.evaluate import FaultStreak, run_graph_until_labelled
+from selfimprove_ros.graph import sim_driver
 from selfimprove_ros.graph.description import NodeSpec
+from selfimprove_ros.graph.launcher import NodeDied
+from selfimprove_ros.graph.sim_driver import FaultStreak, run_graph_until_labelled
 
 pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
 
@@ -30,6 +31,10 @@ def test_fault_streak_counts_only_policy_outcomes_and_spots_a_broken_graph():
     assert not streak.add(item('fault'))
     with pytest.raises(ValueError, match='max_in_row'):
         FaultStreak(0)
+
+
+CAUSES = {'fault': 'policy stale: camera input too old',
+          'aborted': 'recorder shut down during the episode'}
 
 
 class FakeGraph:
@@ -63,13 +68,15 @@ class FakeGraph:
         if not self.plan or time.monotonic() - self.created < FakeGraph.delay_s:
             return
         outcome = self.plan.pop(0)
+        if outcome == 'die':  # mid-episode: stopping the graph will close it as aborted
+            self.plan = ['aborted']
+            raise NodeDied('/r/policy_node exited with code -9; last lines of its log: ...')
         name = f'bag{len(os.listdir(self.bag_dir)):03d}'
         path = os.path.join(self.bag_dir, name)
         os.makedirs(path)
         with open(os.path.join(path, 'episode.yaml'), 'w') as handle:
-            yaml.safe_dump({'episode_id': name, 'outcome': outcome,
-                            'outcome_cause': 'policy stale: camera input too old'
-                            if outcome == 'fault' else ''}, handle)
+            yaml.safe_dump({'episode_id': name, 'outcome': outcome, 'robot': 'r', 'task': 't',
+                            'outcome_cause': CAUSES.get(outcome, '')}, handle)
         meta = os.path.join(path, 'metadata.yaml')
         open(meta, 'w').close()
         os.utime(meta, (0, 0))  # closed long ago: returned without labels after the grace
@@ -79,7 +86,7 @@ class FakeGraph:
 def graph(tmp_path, monkeypatch):
     import selfimprove_ros.graph.launcher as launcher
     monkeypatch.setattr(launcher, 'GraphRunner', FakeGraph)
-    monkeypatch.setattr(evaluate.time, 'sleep', lambda s: None)
+    monkeypatch.setattr(sim_driver.time, 'sleep', lambda s: None)
     FakeGraph.started.clear()
     FakeGraph.log_dirs.clear()
     FakeGraph.delay_s = 0.0
@@ -132,8 +139,23 @@ def test_a_graph_that_keeps_faulting_is_an_error_naming_the_cause(graph):
                                  max_faults_in_row=2, restarts=1)
 
 
+def test_an_episode_a_dead_node_interrupted_is_a_fault_naming_the_node(graph):
+    # policy_node killed mid-episode: the graph stops, the recorder closes the episode as
+    # 'aborted'; it was a fault, and the driver restarts the graph for the rest.
+    FakeGraph.outcomes = [['success', 'die'], ['success']]
+    logged = []
+    done = run_graph_until_labelled(graph, 'r', 2, 'logs', log=logged.append, restarts=1)
+    assert [d['outcome'] for d in done] == ['success', 'success']
+    bags = os.path.dirname(done[0]['path'])
+    with open(os.path.join(bags, 'bag001', 'episode.yaml')) as handle:
+        interrupted = yaml.safe_load(handle)
+    assert interrupted['outcome'] == 'fault'
+    assert interrupted['outcome_cause'].startswith('/r/policy_node exited with code -9')
+    assert any('policy_node exited' in line and 'restarting' in line for line in logged)
+
+
 def test_graph_domains_keep_their_dds_ports_out_of_the_ephemeral_range():
-    from selfimprove_ros.cli.evaluate import DOMAINS, next_domain_id
+    from selfimprove_ros.graph.sim_driver import DOMAINS, next_domain_id
     domains = [next_domain_id() for _ in range(2 * DOMAINS)]
     assert len(set(domains)) == DOMAINS and domains[0] != domains[1]
     for domain in domains:

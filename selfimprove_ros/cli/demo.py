@@ -19,7 +19,8 @@ import json
 import os
 import time
 
-from selfimprove_ros.cli.evaluate import evaluate, run_graph_until_labelled
+from selfimprove_ros.cli.evaluate import evaluate
+from selfimprove_ros.graph.sim_driver import run_graph_until_labelled
 from selfimprove_ros.training.stopping_rule import history_table
 
 HELP = 'run the simulated story: Stage-1 model, baseline, practice, a better robot, report'

@@ -2,7 +2,7 @@
 
 Used by graph tests to know when a running graph has produced what they asked for, without
 driving anything itself (the episode manager does). `selfimprove eval` and the demo read the
-bag directory instead (see cli/evaluate.py for why).
+bag directory instead (see graph/sim_driver.py for why).
 """
 
 import time

@@ -36,6 +36,7 @@ class EpisodeCycle:
         self.watch = None          # EpisodeWatch of the current (or just ended) episode
         self.last_saved = None     # (episode_id, bag path) of the newest saved episode
         self.version = ''          # live policy version
+        self.policy_heard_s = None  # when the policy last published [s, clock]
         self.steps_to_go = None    # newest d(o, g) of this episode [ticks]
         self.reward_live = False   # the reward scorer has published d(o, g)
         self.estop = False
@@ -86,7 +87,7 @@ class EpisodeCycle:
 
     def waiting_for(self):
         """Name the node that must come up before an episode may start (None: none)."""
-        if self.config.wait_for_policy and not self.version:
+        if self.config.wait_for_policy and not self.policy_live():
             return 'a live policy (wait_for_policy); is policy_node running with a model?'
         if self.config.wait_for_reward and not self.reward_live:
             return ('the reward scorer (wait_for_reward); is reward_scorer_node running with '
@@ -258,12 +259,20 @@ class EpisodeCycle:
         if self.machine.phase is Phase.RUNNING and succeeded:
             self.watch.sim_success = True
 
+    def policy_live(self) -> bool:
+        """Tell whether a policy with a model was heard within policy_timeout_s."""
+        return bool(self.version) and self.policy_heard_s is not None and \
+            self.clock() - self.policy_heard_s <= self.config.policy_timeout_s
+
     def on_version(self, version: str):
-        """Follow the live policy version; attribute the running episode to it."""
+        """Follow the live policy version (a sign of life too); attribute the episode to it."""
         if self.machine.phase is Phase.RUNNING:
             self.watch.observe_version(version)
-        if version and version != self.version:
-            self.version = version
+        was_live = self.policy_live()
+        if version:
+            self.policy_heard_s = self.clock()
+        if version and (version != self.version or not was_live):
+            self.version = version  # new, or back to life: the status and a waiting start
             self.publish_status()
             if self.machine.phase is Phase.READY and self.may_auto_start():
                 self.apply(self.start_episode())

@@ -44,6 +44,10 @@ class ManagerConfig:
     wait_for_policy: bool = setting(
         False, 'Start episodes only once a policy version is live (policy/timing or '
         'policy/action_tokens name one), so no episode is spent while the model loads')
+    policy_timeout_s: float = setting(
+        3.0, 'With wait_for_policy: a policy not heard on policy/timing or policy/action_tokens '
+        'for this long [s, wall] is not live (its node died or hangs), so no episode starts '
+        'until it is heard again; it ticks at least every second, idle or not')
     wait_for_reward: bool = setting(
         False, 'Start episodes only once the reward scorer has published d(o, g) '
         '(reward/steps_to_go), so no practice episode runs without success detection')
@@ -57,6 +61,8 @@ class ManagerConfig:
         require(self.max_episodes >= 0,
                 f'max_episodes must be >= 0 (0 = forever), got {self.max_episodes!r}')
         require(self.home_s >= 0, f'home_s must be >= 0 s, got {self.home_s!r}')
+        require(self.policy_timeout_s > 0,
+                f'policy_timeout_s must be > 0 s, got {self.policy_timeout_s!r}')
         require(self.fault_grace_ticks >= 0,
                 f'fault_grace_ticks must be >= 0, got {self.fault_grace_ticks!r}')
         for name in ('recorder_timeout_s', 'start_repeat_s', 'saved_timeout_s',
