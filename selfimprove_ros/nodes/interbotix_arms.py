@@ -10,6 +10,8 @@ from selfimprove_ros.robot.backends import (FOLLOWER_FINGER_CLOSED_M, FOLLOWER_F
                                             gripper_joint_from_opening,
                                             gripper_opening_from_finger)
 
+FINGER = 7  # index of left_finger in an xs_sdk arm's joint_states
+
 INTERBOTIX_HELP = (
     'the interbotix backend needs interbotix_xs_modules from the Interbotix ROS workspace '
     '(https://github.com/Interbotix/interbotix_ros_toolboxes, installed by the ALOHA setup '
@@ -45,9 +47,12 @@ class InterbotixBackend:
         for arm, bot in enumerate(self._bots):
             state = bot.core.joint_states
             positions[arm * 7:arm * 7 + 6] = state.position[:6]
-            positions[arm * 7 + 6] = gripper_opening_from_finger(state.position[6])
+            # xs_sdk's joint_states: six arm joints, the gripper motor [rad], then the finger
+            # slides [m]; the opening is calibrated on the left finger (index 7), as ALOHA's
+            # real_env reads it, not on the motor angle at index 6.
+            positions[arm * 7 + 6] = gripper_opening_from_finger(state.position[FINGER])
             velocities[arm * 7:arm * 7 + 6] = state.velocity[:6]
-            velocities[arm * 7 + 6] = state.velocity[6] / (
+            velocities[arm * 7 + 6] = state.velocity[FINGER] / (
                 FOLLOWER_FINGER_OPEN_M - FOLLOWER_FINGER_CLOSED_M)
         return positions, velocities
 
