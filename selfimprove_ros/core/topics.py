@@ -8,6 +8,20 @@ from dataclasses import dataclass
 
 CAMERA_NAMES = ('cam_high', 'cam_low', 'cam_left_wrist', 'cam_right_wrist')
 
+# The QoS classes of the contract, as plain data: the nodes build rclpy profiles from them and
+# the recorder writes them into bags (rosbag2's offered_qos_profiles).
+QOS_CLASSES = {
+    # Cameras: newest frame only; a late frame is worth less than a dropped one.
+    'sensor': {'history': 'keep_last', 'depth': 1, 'reliability': 'best_effort',
+               'durability': 'volatile'},
+    # Joint states, commands, events: every message matters.
+    'reliable': {'history': 'keep_last', 'depth': 10, 'reliability': 'reliable',
+                 'durability': 'volatile'},
+    # E-stop, status, announcements: a late joiner must see the current state.
+    'latched': {'history': 'keep_last', 'depth': 1, 'reliability': 'reliable',
+                'durability': 'transient_local'},
+}
+
 JOINT_STATES = 'joint_states'
 JOINT_COMMANDS = 'joint_commands'
 # The command a demonstrator meant, beside the one executed (a scripted expert with injected

@@ -10,23 +10,14 @@ import os
 
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
-from rclpy.qos import QoSProfile
 from std_msgs.msg import String
 
 from selfimprove_ros.bag.episode_recorder import EpisodeRecorder
 from selfimprove_ros.bag.recorder_config import RecorderConfig
 from selfimprove_ros.core import topics
+from selfimprove_ros.core.topics import QOS_CLASSES
 from selfimprove_ros.nodes.parameters import declare_config
-from selfimprove_ros.nodes.ros_io import run_node, message_class, QOS, RELIABLE_QOS
-
-_BAG_QOS = {
-    'sensor': {'history': 'keep_last', 'depth': 1, 'reliability': 'best_effort',
-               'durability': 'volatile'},
-    'reliable': {'history': 'keep_last', 'depth': 10, 'reliability': 'reliable',
-                 'durability': 'volatile'},
-    'latched': {'history': 'keep_last', 'depth': 1, 'reliability': 'reliable',
-                'durability': 'transient_local'},
-}
+from selfimprove_ros.nodes.ros_io import message_class, qos_profile, RELIABLE_QOS, run_node
 
 
 class RecorderNode(Node):
@@ -40,7 +31,7 @@ class RecorderNode(Node):
         event_pub = self.create_publisher(String, topics.EPISODE_EVENTS, RELIABLE_QOS)
         self.recorder = EpisodeRecorder(
             self.config, robot,
-            [(self.resolve_topic_name(s.name), s.msgtype, _BAG_QOS[s.qos]) for s in specs],
+            [(self.resolve_topic_name(s.name), s.msgtype, QOS_CLASSES[s.qos]) for s in specs],
             lambda text: event_pub.publish(String(data=text)), self.get_logger())
         for spec in specs:
             self.create_subscription(
@@ -52,9 +43,7 @@ class RecorderNode(Node):
 
     def _subscribe_qos(self, spec):
         # A deeper queue than the publisher's keeps bursts from being dropped while we write.
-        qos = QOS[spec.qos]
-        return QoSProfile(history=qos.history, depth=max(qos.depth, self.config.queue_depth),
-                          reliability=qos.reliability, durability=qos.durability)
+        return qos_profile(spec.qos, self.config.queue_depth)
 
     def on_message(self, spec, data: bytes):
         """Hand one serialized message to the recorder (events first act on the episode)."""

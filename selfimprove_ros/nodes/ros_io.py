@@ -8,20 +8,23 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 
 from selfimprove_ros.core.joints import JOINT_NAMES
+from selfimprove_ros.core.topics import QOS_CLASSES
 
-# Cameras: newest frame only; a late frame is worth less than a dropped one.
-SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                        reliability=ReliabilityPolicy.BEST_EFFORT,
-                        durability=DurabilityPolicy.VOLATILE)
-# Joint states, commands, events: every message matters.
-RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                          reliability=ReliabilityPolicy.RELIABLE,
-                          durability=DurabilityPolicy.VOLATILE)
-# E-stop: a late joiner must see the current state.
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-QOS = {'sensor': SENSOR_QOS, 'reliable': RELIABLE_QOS, 'latched': LATCHED_QOS}
+
+def qos_profile(qos_class: str, depth: int = 0) -> QoSProfile:
+    """Return the rclpy profile of a contract QoS class (topics.QOS_CLASSES), deeper if asked."""
+    spec = QOS_CLASSES[qos_class]
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=max(spec['depth'], depth),
+        reliability=ReliabilityPolicy.BEST_EFFORT if spec['reliability'] == 'best_effort'
+        else ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if spec['durability'] == 'transient_local'
+        else DurabilityPolicy.VOLATILE)
+
+
+SENSOR_QOS = qos_profile('sensor')
+RELIABLE_QOS = qos_profile('reliable')
+LATCHED_QOS = qos_profile('latched')
 
 
 def message_class(msgtype: str):

@@ -31,6 +31,7 @@ from selfimprove_ros.core import topics
 from selfimprove_ros.core.episode_events import make_event
 from selfimprove_ros.core.episode_progress import RunningEpisode
 from selfimprove_ros.core.joints import JOINT_NAMES
+from selfimprove_ros.core.topics import QOS_CLASSES
 from selfimprove_ros.data.bag_streams import BOOL, IMAGE, JOINT_STATE, STRING, typestore
 from selfimprove_ros.runtime.episode_labelling import label_bag
 from selfimprove_ros.runtime.model_slot import ModelSlot
@@ -41,9 +42,6 @@ from selfimprove_ros.training.run_export import export_run
 from selfimprove_ros.training.sft_data import load_sft_data
 from selfimprove_ros.training.sft_trainer import SftTrainer
 
-# recorder_node's QoS classes, as rosbag2 stores them.
-_QOS = {'sensor': {'history': 'keep_last', 'depth': 1, 'reliability': 'best_effort'},
-        'reliable': {'history': 'keep_last', 'depth': 10, 'reliability': 'reliable'}}
 _MS = 1_000_000
 
 
@@ -90,7 +88,7 @@ class EpisodeRecording:
     def _write(self, name: str, data: bytes, log_ns: int):
         topic, spec = f'/{self.metadata.robot}/{name}', self.specs.pop(name, None)
         if spec is not None:
-            self.writer.add_topic(topic, spec.msgtype, _QOS.get(spec.qos))
+            self.writer.add_topic(topic, spec.msgtype, QOS_CLASSES.get(spec.qos))
         self.writer.write(topic, data, log_ns)
 
     def _event(self, stamp_ns: int, kind: str, **fields):
