@@ -19,6 +19,8 @@ BENCHMARKS = {
     'practice-step': ('practice_step', 'how far one REINFORCE iteration moves a policy, per lr'),
     'stage1-ablation': ('stage1_ablation', 'what each part of the Stage-1 recipe adds, in sim'),
     'practice-null': ('practice_null', 'practice against its shuffled-return control, in sim'),
+    'faults': ('faults', 'the fault matrix: what holds when processes, disks, models, inputs, '
+               'bags and arguments go wrong'),
 }
 
 
