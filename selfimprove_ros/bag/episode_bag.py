@@ -26,7 +26,9 @@ import time
 import yaml
 from mcap.writer import CompressionType, Writer
 
-from .episode_metadata import (check_metadata_version, FINAL_OUTCOMES, fsync_dir, qos_to_yaml,
+from selfimprove_ros.core.atomic_file import fsync_dir
+
+from .episode_metadata import (check_metadata_version, FINAL_OUTCOMES, qos_to_yaml,
                                rosbag2_metadata, write_bag_metadata, write_episode_file)
 
 LIBRARY = 'selfimprove_ros episode_bag'

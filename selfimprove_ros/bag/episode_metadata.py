@@ -15,6 +15,8 @@ import uuid
 
 import yaml
 
+from selfimprove_ros.core.atomic_file import write_yaml_atomic
+
 OUTCOMES = ('running', 'success', 'timeout', 'aborted', 'fault', 'failure', 'unknown')
 FINAL_OUTCOMES = tuple(o for o in OUTCOMES if o != 'running')
 EPISODE_FILE = 'episode.yaml'
@@ -159,31 +161,6 @@ def _require_extra(extra):
         raise ValueError(
             f'EpisodeMetadata.extra must hold plain data (str, numbers, bools, lists, dicts), '
             f'got {extra!r}: {err}') from None
-
-
-def write_yaml_atomic(path, data):
-    """Write `data` as YAML to `path` so readers see the old or the new file, never half.
-
-    The temporary file is fsynced before the rename and the directory after it, so a crash
-    or power cut cannot leave an empty or truncated file behind.
-    """
-    path = os.fspath(path)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w', encoding='utf-8') as stream:
-        yaml.safe_dump(data, stream, default_flow_style=False, sort_keys=False)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path) or '.')
-
-
-def fsync_dir(path):
-    """Flush a directory entry (new or renamed files) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_episode_file(bag_dir, episode):

@@ -22,12 +22,12 @@ the new one or none, never half of one. Fields (T = aligned ticks):
 
 from dataclasses import dataclass
 import os
-import tempfile
 from typing import Optional
 import zipfile
 
 import numpy as np
 
+from selfimprove_ros.core.atomic_file import atomic_write
 from selfimprove_ros.core.rewards import step_rewards
 
 LABELS_FILE = 'steps_to_go.npz'
@@ -139,19 +139,10 @@ def label_episode(episode, model, success_bonus: float = 0.0, batch_size: int = 
 
 
 def write_labels(bag_dir: str, labels: dict) -> str:
-    """Write `labels` to <bag_dir>/steps_to_go.npz atomically (tmp + os.replace); return it."""
+    """Write `labels` to <bag_dir>/steps_to_go.npz atomically; return its path."""
     path = os.path.join(bag_dir, LABELS_FILE)
-    handle, tmp = tempfile.mkstemp(prefix=f'.{LABELS_FILE}.', suffix='.tmp', dir=bag_dir)
-    try:
-        with os.fdopen(handle, 'wb') as stream:
-            np.savez(stream, **{key: np.asarray(value) for key, value in labels.items()})
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, binary=True) as stream:
+        np.savez(stream, **{key: np.asarray(value) for key, value in labels.items()})
     return path
 
 

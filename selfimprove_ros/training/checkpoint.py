@@ -4,6 +4,8 @@ import os
 
 import torch
 
+from selfimprove_ros.core.atomic_file import atomic_write
+
 LAST, BEST_STEPS, BEST_BC = 'last.pt', 'best_steps_to_go.pt', 'best_bc.pt'
 # What each checkpoint is for (the paper picks them by use, not by one validation number):
 # the reward model is the best steps-to-go validation checkpoint; the policy is usually `last`,
@@ -14,11 +16,8 @@ ROLES = {'last': LAST, 'best_steps_to_go': BEST_STEPS, 'best_bc': BEST_BC}
 def save_checkpoint(path: str, state: dict):
     """Write `state` to `path` via a temporary file and a rename (never half-written)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    torch.save(state, tmp)
-    with open(tmp, 'rb') as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with atomic_write(path, binary=True) as stream:
+        torch.save(state, stream)
 
 
 def load_checkpoint(path: str) -> dict:

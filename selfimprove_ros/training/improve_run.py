@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from selfimprove_ros.core.atomic_file import write_json_atomic
 from selfimprove_ros.data.episode_loader import find_bags, load_episode
 from selfimprove_ros.model.manifest import read_manifest
 from selfimprove_ros.model.onnx_export import export_model_dir
@@ -32,16 +33,6 @@ from selfimprove_ros.training.run_export import provenance
 from selfimprove_ros.training.version_history import VersionHistory
 
 STATE = 'state.json'
-
-
-def write_json_atomic(path: str, data):
-    """Write JSON via a temporary file, fsync and rename."""
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as handle:
-        json.dump(data, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def shipped_checkpoint(model_dir: str, manifest: dict) -> str:

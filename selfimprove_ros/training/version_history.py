@@ -15,11 +15,10 @@ atomically beside its checkpoints; `history_table` and `plot_history` are the op
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
-from selfimprove_ros.bag.episode_metadata import fsync_dir
+from selfimprove_ros.core.atomic_file import write_json_atomic
 
 KINDS = ('detected', 'sim')
 FORMAT = 1
@@ -215,15 +214,8 @@ class VersionHistory:
         return history
 
     def save(self, path: str) -> str:
-        """Write the history as JSON atomically (temporary file, fsync, rename); return path."""
-        path = os.fspath(path)
-        tmp = f'{path}.tmp'
-        with open(tmp, 'w', encoding='utf-8') as stream:
-            json.dump(self.to_dict(), stream, indent=1)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-        fsync_dir(os.path.dirname(path) or '.')
+        """Write the history as JSON atomically; return path."""
+        write_json_atomic(path, self.to_dict())
         return path
 
     @classmethod
