@@ -49,7 +49,7 @@ def bag_info(bag_dir):
     Rates are averages over the bag's duration.
     """
     bag_dir = _require_dir(bag_dir)
-    reader = _BagReader(bag_dir)
+    reader = BagReader(bag_dir)
     if reader.counts_known:
         topics = reader.topics
     else:  # no index: count what is readable
@@ -73,7 +73,7 @@ def bag_info(bag_dir):
             'episode': episode}
 
 
-class _BagReader:
+class BagReader:
     """Topics and messages of a bag, from rosbags or from a tolerant MCAP scan."""
 
     def __init__(self, bag_dir):
@@ -194,7 +194,7 @@ def check_bag(bag_dir, expected_topics=None, max_gap_s=1.0, image_encodings=None
         return problems  # a live recording is incomplete by nature; check it when it ends
     problems += _episode_problems(bag_dir)
     try:
-        reader = _BagReader(bag_dir)
+        reader = BagReader(bag_dir)
         times, images = _read_all(reader, image_encodings or IMAGE_ENCODINGS)
     except Exception as err:  # noqa: B902 - any reader failure is reported, not raised
         return problems + [Problem('unreadable', unreadable_reason(bag_dir, err))]

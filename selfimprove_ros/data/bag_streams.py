@@ -16,7 +16,7 @@ import numpy as np
 
 from selfimprove_ros.bag.episode_bag import is_being_written
 from selfimprove_ros.bag.episode_metadata import read_episode_file
-from selfimprove_ros.bag.inspection import _BagReader
+from selfimprove_ros.bag.inspection import BagReader
 from selfimprove_ros.core import topics
 from selfimprove_ros.core.episode_events import parse_event
 from selfimprove_ros.core.joints import NUM_JOINTS, order_by_name
@@ -94,7 +94,7 @@ def read_bag(path, config) -> BagStreams:
     if any(is_being_written(f) for f in glob.glob(os.path.join(glob.escape(path), '*.mcap'))):
         raise BadBag('still being recorded (a live writer holds the .mcap); load it later')
     try:
-        reader = _BagReader(path)
+        reader = BagReader(path)
     except Exception as error:  # noqa: B902 - every reader failure makes the bag unusable
         raise BadBag(f'unreadable: {error}') from error
     acc = _Accumulator(config)

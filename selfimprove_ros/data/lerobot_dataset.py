@@ -281,13 +281,13 @@ def _jsonable(stats: dict) -> dict:
 
 def probe_cameras(bag_dir: str) -> dict:
     """Return {contract camera: (height, width) [px]} of the image topics in a bag."""
-    from selfimprove_ros.bag.inspection import _BagReader
+    from selfimprove_ros.bag.inspection import BagReader
     from selfimprove_ros.core.topics import CAMERA_NAMES
 
     from .bag_streams import topic_role, typestore
     from .images import image_to_rgb
     sizes = {}
-    reader = _BagReader(bag_dir)
+    reader = BagReader(bag_dir)
     known = [topic_role(topic, CAMERA_NAMES)[0] for topic in reader.topics] \
         if reader.counts_known else None
     for topic, msgtype, _, raw in reader.messages():
