@@ -18,6 +18,7 @@ setup(
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config',
          glob('config/*.yaml') + glob('config/*.xml') + glob('config/*.json')),
+        (f'share/{PACKAGE}/config/sros2', glob('config/sros2/*.xml')),
         (f'share/{PACKAGE}/models', glob('models/*.md')),
     ],
     install_requires=['setuptools'],

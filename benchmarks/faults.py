@@ -123,6 +123,64 @@ def recorder_disk_full(work):
                'earlier bag intact, the next episode recorded', message=cause)
 
 
+TINY_SFT = ['sft.steps=400', 'sft.batch_size=8', 'sft.checkpoint_every=20', 'sft.eval_every=1000',
+            'sft.torch_threads=1', 'sft.device=cpu', 'sft.model.cameras=[cam_high]',
+            'sft.model.image_height=24', 'sft.model.image_width=32', 'sft.model.hidden_dim=32',
+            'sft.model.chunk_length=2', 'sft.model.action_bins=16', 'dataset.cache_dir=""']
+
+
+def trainer_sigkill(work):
+    """SIGKILL `selfimprove train sft` after its first checkpoint; resume it to the end."""
+    from selfimprove_ros.training.checkpoint import load_checkpoint
+    bags = os.path.join(work, 'bags')
+    for name in ('a', 'b', 'c'):
+        _demonstration(work, bags, name)
+    run_dir = os.path.join(work, 'run')
+    command = [sys.executable, '-m', 'selfimprove_ros.cli.main', 'train', 'sft', '--bags', bags,
+               '--out', run_dir, '--set', *TINY_SFT]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    job = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    last = os.path.join(run_dir, 'checkpoints', 'last.pt')
+    deadline = time.monotonic() + 300
+    while not os.path.exists(last) and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    killed_at = load_checkpoint(last)['step']
+    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=900)
+    final = load_checkpoint(last)['step']
+    return row('trainer (train sft) SIGKILL mid-run', resumed.returncode == 0 and final == 400,
+               f'resumed from step {killed_at} (last.pt every 20 steps or 60 s) to {final}',
+               exit_code=resumed.returncode,
+               message=next((line for line in resumed.stdout.splitlines()
+                             if 'resuming' in line), ''))
+
+
+def recorder_sigstop(work):
+    """SIGSTOP a recording process for 2 s, then SIGCONT: it goes on, nothing is lost."""
+    child = subprocess.Popen([sys.executable, '-c', RECORDING_CHILD, work],
+                             env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
+                             text=True)
+    child.stdout.readline()
+    time.sleep(1.0)
+    child.send_signal(signal.SIGSTOP)
+    time.sleep(2.0)
+    child.send_signal(signal.SIGCONT)
+    time.sleep(1.0)
+    alive = child.poll() is None
+    child.send_signal(signal.SIGTERM)
+    out, _ = child.communicate(timeout=30)
+    stamps = [int(line.split()[1]) for line in out.splitlines() if line.count(' ') == 1]
+    gap_s = max(np.diff(stamps)) / 1e9 if len(stamps) > 1 else None
+    return row('recording process SIGSTOP 2 s', alive and gap_s is not None,
+               f'it resumed and kept writing the same bag (a {gap_s:.1f} s pause); in a graph '
+               'what others published meanwhile waits in its queue (queue_depth 100)'
+               if gap_s else 'no output', lost_s=None)
+
+
 class _Quiet:
     def info(self, *_):
         pass
@@ -402,7 +460,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix='faults-') as work:
-        for name, make in (('recorder', recorder_sigkill), ('disk', recorder_disk_full),
+        for name, make in (('recorder', recorder_sigkill), ('stopped', recorder_sigstop),
+                           ('trainer', trainer_sigkill), ('disk', recorder_disk_full),
                            ('models', model_rows), ('inputs', input_rows),
                            ('data', data_rows), ('cli', cli_rows)):
             folder = os.path.join(work, name)
