@@ -201,7 +201,8 @@ def graph_rows(work):
         proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
         pid = _wait_for_node('policy_node', out, 90.0)
-        time.sleep(8.0)  # into an episode
+        _wait_for_bag(os.path.join(out, 'bags'), 120.0)
+        time.sleep(2.0)  # into that episode
         if pid:
             os.kill(pid, signal.SIGKILL if action == 'kill' else signal.SIGSTOP)
             if action == 'stop':
@@ -209,10 +210,18 @@ def graph_rows(work):
                 os.kill(pid, signal.SIGCONT)
         text, _ = proc.communicate(timeout=900)
         faults = _fault_causes(os.path.join(out, 'bags'))
-        rows.append(row(fault, proc.returncode == 0 and bool(faults),
-                        f'{len(faults)} episode(s) ended as faults, eval finished in '
-                        f'{time.monotonic() - started:.0f} s', exit_code=proc.returncode,
-                        message=faults[0] if faults else text.strip().splitlines()[-1]))
+        # Killed: the episode must end as a fault naming the node. Stopped: the guard holds the
+        # arms meanwhile and the run goes on; whether that episode counts is the manager's
+        # fault_grace_ticks, but every bag must stay whole.
+        whole = _bags_whole(os.path.join(out, 'bags'))
+        held = proc.returncode == 0 and whole and (bool(faults) or action == 'stop')
+        rows.append(row(fault, held,
+                        f'{len(faults)} episode(s) ended as faults, every bag whole: {whole}, '
+                        f'eval finished in {time.monotonic() - started:.0f} s',
+                        exit_code=proc.returncode,
+                        message=faults[0] if faults else next(
+                            (line for line in text.splitlines()
+                             if 'simulator success' in line and '/' in line), '')))
     return rows
 
 
@@ -226,6 +235,24 @@ def _wait_for_node(name, out, timeout_s):
                 return proc.info['pid']
         time.sleep(0.5)
     return None
+
+
+def _wait_for_bag(bag_dir, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if os.path.isdir(bag_dir) and os.listdir(bag_dir):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _bags_whole(bag_dir):
+    """Tell whether every bag is complete and readable (gaps are the fault's, not damage)."""
+    from selfimprove_ros.bag.inspection import check_bag
+    broken = ('unreadable', 'truncated', 'recording', 'missing_metadata', 'episode_running',
+              'count_mismatch', 'bad_episode')
+    return all(not [p for p in check_bag(os.path.join(bag_dir, name)) if p.kind in broken]
+               for name in os.listdir(bag_dir)) if os.path.isdir(bag_dir) else False
 
 
 def _fault_causes(bag_dir):
