@@ -15,7 +15,7 @@ from selfimprove_ros.bag.verdict import record_verdict
 from selfimprove_ros.cli.main import main
 from selfimprove_ros.core.episode_events import make_event
 from selfimprove_ros.core.joints import JOINT_NAMES
-from selfimprove_ros.data import lerobot_dataset as lr
+from selfimprove_ros.data import lerobot_export, lerobot_format, lerobot_import, lerobot_video
 from selfimprove_ros.data.dataset_config import DatasetConfig
 from selfimprove_ros.data.episode_loader import load_episodes
 from selfimprove_ros.runtime.episode_labelling import read_labels, tick_rewards, write_labels
@@ -232,9 +232,10 @@ def test_import_refuses_unknown_joint_names_unless_told_the_order(exported, tmp_
         names={'motors': [f'motor_{i}' for i in range(14)]}))
     with pytest.raises(ValueError, match=r'features\["action"\].names .*motor_0.*'
                                          r'--joint-order contract'):
-        lr.import_lerobot(dataset, tmp_path / 'back')
-    bags, failures = lr.import_lerobot(dataset, tmp_path / 'back', joint_order_mode='contract',
-                                       log=lambda _: None)
+        lerobot_import.import_lerobot(dataset, tmp_path / 'back')
+    bags, failures = lerobot_import.import_lerobot(dataset, tmp_path / 'back',
+                                                   joint_order_mode='contract',
+                                                   log=lambda _: None)
     assert len(bags) == 2 and failures == []
 
 
@@ -275,7 +276,7 @@ def test_import_refuses_grippers_outside_0_to_1_naming_feature_and_range(exporte
     pq.write_table(table, path)
     with pytest.raises(ValueError, match=r'file-000.parquet: observation.state grippers '
                                          r'\(left_gripper, right_gripper\) span \[0.*, [1-3]\d'):
-        lr.import_lerobot(dataset, tmp_path / 'back')
+        lerobot_import.import_lerobot(dataset, tmp_path / 'back')
     assert not (tmp_path / 'back').exists()
 
 
@@ -290,8 +291,8 @@ def test_a_foreign_aloha_dataset_maps_joints_by_name_and_subsamples_50hz(tmp_pat
     state = rng.uniform(0, 1, (frames, 14)).astype(np.float32)
     action = (state + 0.5).astype(np.float32)
     action[:, [6, 13]] = 0.5
-    writer = lr.VideoWriter(str(root / 'videos/observation.images.top/chunk-000/file-000.mp4'),
-                            H, W, fps, 'libx264', 18)
+    video = root / 'videos/observation.images.top/chunk-000/file-000.mp4'
+    writer = lerobot_video.VideoWriter(str(video), H, W, fps, 'libx264', 18)
     writer.write(np.stack([picture(k, 0) for k in range(frames)]))
     writer.close()
     os.makedirs(root / 'data/chunk-000')
@@ -311,16 +312,16 @@ def test_a_foreign_aloha_dataset_maps_joints_by_name_and_subsamples_50hz(tmp_pat
         'videos/observation.images.top/from_timestamp': [0.0],
         'videos/observation.images.top/to_timestamp': [frames / fps]}),
         root / 'meta/episodes/chunk-000/file-000.parquet')
-    lr._write_tasks(root / 'meta/tasks.parquet', ['transfer the cube'])
+    lerobot_export._write_tasks(root / 'meta/tasks.parquet', ['transfer the cube'])
     motors = {'dtype': 'float32', 'shape': [14], 'names': {'motors': names}}
     (root / 'meta/info.json').write_text(json.dumps({
         'codebase_version': 'v3.0', 'robot_type': 'aloha', 'fps': fps,
-        'data_path': lr.DATA_PATH, 'video_path': lr.VIDEO_PATH,
+        'data_path': lerobot_format.DATA_PATH, 'video_path': lerobot_format.VIDEO_PATH,
         'features': {'observation.state': motors, 'action': motors,
                      'observation.images.top': {'dtype': 'video', 'shape': [H, W, 3],
                                                 'names': ['height', 'width', 'channel']},
-                     **lr.DEFAULT_FEATURES}}))
-    bags, failures = lr.import_lerobot(root, tmp_path / 'bags', log=lambda _: None)
+                     **lerobot_format.DEFAULT_FEATURES}}))
+    bags, failures = lerobot_import.import_lerobot(root, tmp_path / 'bags', log=lambda _: None)
     assert failures == []
     (episode,), _ = load_episodes(tmp_path / 'bags', DatasetConfig(
         cameras=['cam_high'], image_height=H, image_width=W, cache_dir=''), log=lambda _: None)
@@ -334,4 +335,4 @@ def test_a_foreign_aloha_dataset_maps_joints_by_name_and_subsamples_50hz(tmp_pat
     shutil.rmtree(tmp_path / 'bags')
     with pytest.raises(ValueError, match=r'fps 50 is not a whole multiple of the control rate '
                                          r'15 Hz; import with --control-period-s 0.02'):
-        lr.import_lerobot(root, tmp_path / 'bags', control_period_s=1 / 15)
+        lerobot_import.import_lerobot(root, tmp_path / 'bags', control_period_s=1 / 15)

@@ -185,7 +185,7 @@ def image_size(text):
 
 def run_export_lerobot(args) -> int:
     """Export bags as a LeRobot dataset; exit 1 if any bag was skipped."""
-    from selfimprove_ros.data.lerobot_dataset import export_lerobot
+    from selfimprove_ros.data.lerobot_export import export_lerobot
     height, width = image_size(args.image_size)
     report = export_lerobot(existing(args.bags), args.out, fps=args.fps, cameras=args.cameras,
                             image_height=height, image_width=width, codec=args.codec,
@@ -208,7 +208,7 @@ def camera_map(pairs) -> dict:
 
 def run_import_lerobot(args) -> int:
     """Convert a LeRobot dataset into bags; exit 1 if any episode failed."""
-    from selfimprove_ros.data.lerobot_dataset import import_lerobot
+    from selfimprove_ros.data.lerobot_import import import_lerobot
     bags, failures = import_lerobot(args.dataset, args.out, robot=args.robot, task=args.task,
                                     cameras=camera_map(args.camera),
                                     joint_order_mode=args.joint_order,
