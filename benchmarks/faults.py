@@ -349,14 +349,14 @@ def input_rows(work):
 
     from selfimprove_ros.core.safety import SafetyConfig, SafetyGuard
     from selfimprove_ros.data.images import image_to_rgb
-    from selfimprove_ros.runtime.controller_config import ControllerConfig
+    from selfimprove_ros.runtime.policy_config import PolicyConfig
     from selfimprove_ros.runtime.onnx_model import load_model
     from selfimprove_ros.runtime.policy_controller import PolicyController
     from selfimprove_ros.sim.aloha_sim import START_POSE
     rows = []
     model = load_model(os.path.join(ROOT, 'models', 'transfer_cube'), 'policy.onnx',
                        ['cam_high'], 'cpu')
-    core = PolicyController(ControllerConfig(cameras=['cam_high']), _Quiet(), lambda f: f)
+    core = PolicyController(PolicyConfig(cameras=['cam_high']), _Quiet(), lambda f: f)
     core.on_loads([model])
     core.on_event({'event': 'start', 'episode_id': 'e', 'robot': 'r', 'task': 't'})
     core.on_event({'event': 'recording', 'episode_id': 'e', 'path': '/b'})

@@ -8,7 +8,7 @@ import pytest
 from selfimprove_ros.console.status import parse_status
 from selfimprove_ros.runtime.episode_cycle import EpisodeCycle
 from selfimprove_ros.runtime.episode_watch import EpisodeTally, EpisodeWatch
-from selfimprove_ros.runtime.manager_config import ManagerConfig
+from selfimprove_ros.runtime.episode_manager_config import EpisodeManagerConfig
 
 PERIOD_NS = 100_000_000
 
@@ -79,7 +79,7 @@ class Clock:
 
 def make_cycle(**settings):
     io, clock = FakeIO(), Clock()
-    cycle = EpisodeCycle(ManagerConfig(max_ticks=5, **settings), 'aloha1', 'do it', io,
+    cycle = EpisodeCycle(EpisodeManagerConfig(max_ticks=5, **settings), 'aloha1', 'do it', io,
                          logging.getLogger('test'), clock)
     return cycle, io, clock
 
@@ -314,7 +314,7 @@ def test_tally_counts_per_version():
                                           ('home_s', -1.0), ('max_episodes', -1)])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
-        ManagerConfig(**{field: value})
+        EpisodeManagerConfig(**{field: value})
 
 
 @pytest.mark.parametrize('name, auto_reset', [('sim.yaml', True), ('aloha.yaml', False)])
@@ -324,7 +324,7 @@ def test_shipped_config_sections_are_valid(name, auto_reset):
     from selfimprove_ros.graph.description import config_path
     with open(config_path(name)) as stream:
         section = yaml.safe_load(stream)['episode_manager_node']['ros__parameters']
-    assert ManagerConfig(**section).auto_reset is auto_reset
+    assert EpisodeManagerConfig(**section).auto_reset is auto_reset
 
 
 def test_the_operator_marks_the_last_saved_episode_failed_in_its_bag(tmp_path):

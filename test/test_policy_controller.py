@@ -8,7 +8,7 @@ import pytest
 from model_factory import tiny_model_dir
 from selfimprove_ros.core.observation_sync import ObservationSync
 from selfimprove_ros.runtime.controller import EpisodeFollower, LockstepTicks
-from selfimprove_ros.runtime.controller_config import ControllerConfig
+from selfimprove_ros.runtime.policy_config import PolicyConfig
 from selfimprove_ros.runtime.onnx_model import load_model
 from selfimprove_ros.runtime.policy_controller import PolicyController
 
@@ -32,8 +32,7 @@ def models(tmp_path_factory):
 
 def controller(lockstep=False, **settings):
     clock = Clock()
-    config = ControllerConfig(cameras=['cam_high'], lockstep=lockstep, temperature=1.0,
-                              **settings)
+    config = PolicyConfig(cameras=['cam_high'], lockstep=lockstep, temperature=1.0, **settings)
     return PolicyController(config, logging.getLogger('test'), lambda frame: frame, clock), \
         clock
 

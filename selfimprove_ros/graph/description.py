@@ -13,7 +13,7 @@ import yaml
 from selfimprove_ros.core.observation_sync import SyncConfig
 from selfimprove_ros.core.topics import CAMERA_NAMES
 from selfimprove_ros.robot.robot_config import RobotConfig
-from selfimprove_ros.runtime.controller_config import ControllerConfig
+from selfimprove_ros.runtime.policy_config import PolicyConfig
 
 PACKAGE = 'selfimprove_ros'
 # The source tree's config/ (three levels up: graph/ -> selfimprove_ros/ -> repository root).
@@ -177,7 +177,7 @@ def check_lockstep_timeouts(specs: list):
     """
     robot = next(spec for spec in specs if spec.executable == 'robot_node')
     robot_timeout_s = float(_setting(robot, RobotConfig, 'lockstep_timeout_s'))
-    controllers = {'policy_node': ControllerConfig, 'expert_node': SyncConfig}
+    controllers = {'policy_node': PolicyConfig, 'expert_node': SyncConfig}
     for spec in specs:
         if spec.executable in controllers:
             sync_s = float(_setting(spec, controllers[spec.executable], 'sync_timeout_s'))

@@ -24,7 +24,7 @@ from selfimprove_ros.nodes.parameters import config_as_dict, declare_config
 from selfimprove_ros.nodes.ros_io import (joint_state_msg, LATCHED_QOS, RELIABLE_QOS, run_node,
                                           stamp_to_ns)
 from selfimprove_ros.runtime.episode_cycle import EpisodeCycle
-from selfimprove_ros.runtime.manager_config import ManagerConfig
+from selfimprove_ros.runtime.episode_manager_config import EpisodeManagerConfig
 from selfimprove_ros.sim.aloha_sim import INSTRUCTIONS
 
 SERVICES = {topics.EPISODE_RESET_DONE: 'reset_done', topics.EPISODE_ABORT: 'abort',
@@ -36,7 +36,7 @@ class EpisodeManagerNode(Node):
 
     def __init__(self):
         super().__init__('episode_manager_node')
-        self.config = config = declare_config(self, ManagerConfig)
+        self.config = config = declare_config(self, EpisodeManagerConfig)
         robot = config.robot_name or self.get_namespace().strip('/') or 'robot'
         instruction = config.instruction or INSTRUCTIONS.get(config.task, '')
 

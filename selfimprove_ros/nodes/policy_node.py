@@ -24,7 +24,7 @@ from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import (event_of, image_to_rgb, joint_state_msg, LATCHED_QOS,
                                           RELIABLE_QOS, run_node, SENSOR_QOS, stamp_to_ns,
                                           time_msg)
-from selfimprove_ros.runtime.controller_config import ControllerConfig, model_roots
+from selfimprove_ros.runtime.policy_config import PolicyConfig, model_roots
 from selfimprove_ros.runtime.model_loader import ModelLoader, newest_unseen_model
 from selfimprove_ros.runtime.policy_controller import PolicyController
 
@@ -37,7 +37,7 @@ class PolicyNode(Node):
 
     def __init__(self):
         super().__init__('policy_node')
-        self.config = config = declare_config(self, ControllerConfig)
+        self.config = config = declare_config(self, PolicyConfig)
         self.core = PolicyController(config, self.get_logger(), image_to_rgb)
         key = read_key(config.model_key_file) if config.model_key_file else b''
         self.loader = ModelLoader('policy.onnx', config.cameras, config.providers,

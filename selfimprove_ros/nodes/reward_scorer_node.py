@@ -30,7 +30,7 @@ from selfimprove_ros.nodes.ros_io import (event_of, image_to_rgb, RELIABLE_QOS, 
                                           SENSOR_QOS, stamp_to_ns)
 from selfimprove_ros.runtime.onnx_model import load_model, ModelRejected
 from selfimprove_ros.runtime.reward_scoring import JOINTS, LabellingWorker, LiveScorer
-from selfimprove_ros.runtime.scorer_config import ScorerConfig
+from selfimprove_ros.runtime.reward_scorer_config import RewardScorerConfig
 
 LABELS_PERIOD_S = 0.1  # how often finished label files are announced [s]
 
@@ -40,7 +40,7 @@ class RewardScorerNode(Node):
 
     def __init__(self):
         super().__init__('reward_scorer_node')
-        self.config = config = declare_config(self, ScorerConfig)
+        self.config = config = declare_config(self, RewardScorerConfig)
         try:
             model = load_model(config.reward_model_dir, 'reward.onnx', cameras=config.cameras,
                                providers=config.providers, threads=config.threads)

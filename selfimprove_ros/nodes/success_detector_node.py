@@ -18,7 +18,7 @@ from selfimprove_ros.core import topics
 from selfimprove_ros.core.success_detection import EpisodeSuccessMonitor, SuccessConfig
 from selfimprove_ros.nodes.parameters import config_as_dict, declare_config
 from selfimprove_ros.nodes.ros_io import event_of, run_node, RELIABLE_QOS
-from selfimprove_ros.runtime.scorer_config import DetectorConfig
+from selfimprove_ros.runtime.success_detector_config import SuccessDetectorConfig
 
 
 class SuccessDetectorNode(Node):
@@ -27,7 +27,7 @@ class SuccessDetectorNode(Node):
     def __init__(self):
         super().__init__('success_detector_node')
         self.success_config = declare_config(self, SuccessConfig)
-        self.config = declare_config(self, DetectorConfig)
+        self.config = declare_config(self, SuccessDetectorConfig)
         self.monitor = EpisodeSuccessMonitor(self.success_config, self.config.use_sim_success)
         self.detected_pub = self.create_publisher(String, topics.SUCCESS_DETECTED, RELIABLE_QOS)
         self.create_subscription(String, topics.EPISODE_EVENTS, self.on_event, RELIABLE_QOS)

@@ -17,6 +17,8 @@ from selfimprove_ros.model.manifest import verify_model_dir
 from selfimprove_ros.model.model_config import ModelConfig
 
 GPU_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider')
+# What a node's `providers` setting may say: auto (GPU when ONNX Runtime has one), cpu, or one.
+PROVIDERS = ('auto', 'cpu', 'CUDAExecutionProvider', 'TensorrtExecutionProvider')
 _DTYPES = {'tensor(uint8)': 'uint8', 'tensor(float)': 'float32', 'tensor(int64)': 'int64'}
 
 

@@ -33,7 +33,7 @@ class TickOutput:
 class PolicyController:
     """Episode gating, staleness, lockstep ticking and model swaps around PolicyRuntime.
 
-    `config` is a ControllerConfig; `log` has info/warning/error; `decode(frame)` turns a
+    `config` is a PolicyConfig; `log` has info/warning/error; `decode(frame)` turns a
     stored camera frame into RGB [H, W, 3] uint8.
     """
 

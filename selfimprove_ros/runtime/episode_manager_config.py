@@ -6,7 +6,7 @@ from selfimprove_ros.core.config import require, setting
 
 
 @dataclass
-class ManagerConfig:
+class EpisodeManagerConfig:
     """One robot's episode cycle; defaults suit the simulator (config/aloha.yaml: real arms)."""
 
     task: str = setting('transfer_cube', 'Task name written into every `start` event')

@@ -5,12 +5,11 @@ import os
 
 from selfimprove_ros.core.config import require, require_cameras, setting
 from selfimprove_ros.core.topics import CAMERA_NAMES, MODEL_ANNOUNCE
-
-PROVIDERS = ('auto', 'cpu', 'CUDAExecutionProvider', 'TensorrtExecutionProvider')
+from selfimprove_ros.runtime.onnx_model import PROVIDERS
 
 
 @dataclass
-class ControllerConfig:
+class PolicyConfig:
     """How the controller observes, decides and swaps models."""
 
     model_dir: str = setting('', 'Model directory to start with (manifest.json + policy.onnx); '
@@ -64,7 +63,7 @@ class ControllerConfig:
                 f'{self.inference_budget_s!r}')
 
 
-def model_roots(config: ControllerConfig) -> list:
+def model_roots(config: PolicyConfig) -> list:
     """Return where models may load from: model_roots, model_dir's parent and watch_dir."""
     roots = list(config.model_roots)
     if config.model_dir:

@@ -1,15 +1,14 @@
-"""Settings of the reward scorer and of the success detector (one dataclass per node)."""
+"""Settings of reward_scorer_node."""
 
 from dataclasses import dataclass
 
 from selfimprove_ros.core.config import require, require_cameras, setting
 from selfimprove_ros.core.topics import CAMERA_NAMES
-
-PROVIDERS = ('auto', 'cpu', 'CUDAExecutionProvider', 'TensorrtExecutionProvider')
+from selfimprove_ros.runtime.onnx_model import PROVIDERS
 
 
 @dataclass
-class ScorerConfig:
+class RewardScorerConfig:
     """What reward_scorer_node loads, how often it scores live and how it labels episodes."""
 
     reward_model_dir: str = setting(
@@ -59,15 +58,3 @@ class ScorerConfig:
     def live_period_s(self) -> float:
         """Return the live scoring period [s]."""
         return 1.0 / self.live_rate_hz
-
-
-@dataclass
-class DetectorConfig:
-    """How success_detector_node treats the simulator's own success flag.
-
-    The threshold and debouncing of the learned rule are `core.success_detection.SuccessConfig`.
-    """
-
-    use_sim_success: bool = setting(
-        False, 'Also end episodes when the simulator reports success (source "sim"); by '
-        'default its flag is only recorded beside the learned detection, for evaluation')
