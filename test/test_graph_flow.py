@@ -45,13 +45,34 @@ def test_joint_states_and_cameras_flow_at_the_configured_rate(graph):
     assert len(stamps) >= 30
     # Stamps come from the robot's tick, so their spacing is the configured period.
     assert np.median(np.diff(stamps)) / 1e9 == pytest.approx(PERIOD_S, rel=0.05)
-    joint_stamps = {s for s, _ in probe.joints}
+    joint_stamps = np.array(sorted({s for s, _ in probe.joints}))
     for cam, frames in probe.frames.items():
         frame_stamps = np.array([s for s, _, _ in frames])
         assert np.median(np.diff(frame_stamps)) / 1e9 == pytest.approx(PERIOD_S, rel=0.05), cam
-        # Every frame is stamped with the simulator tick it shows.
-        assert set(frame_stamps.tolist()) <= joint_stamps, cam
+        # Every frame is stamped with the simulator tick it shows: its stamp is a robot tick.
+        # The probe may miss a joint state on a busy machine; that tick then falls in a gap of
+        # the joint stamps the probe saw, and only there may a frame stamp be unmatched.
+        assert off_tick_frames(frame_stamps, joint_stamps) == [], cam
         assert {(h, w) for _, h, w in frames} == {(120, 160)}
+
+
+def off_tick_frames(frame_stamps, joint_stamps, period_ns=int(PERIOD_S * 1e9)) -> list:
+    """Return the frame stamps that are no robot tick the probe saw or could have missed."""
+    off = []
+    for stamp in frame_stamps:
+        if stamp < joint_stamps[0] or stamp > joint_stamps[-1] or stamp in joint_stamps:
+            continue  # outside the probe's window, or a tick it saw
+        after = np.searchsorted(joint_stamps, stamp)
+        gap = joint_stamps[after] - joint_stamps[after - 1]
+        if gap < 1.5 * period_ns:  # no tick was missed here: the frame is off the grid
+            off.append(int(stamp))
+    return off
+
+
+def test_a_frame_between_two_seen_ticks_is_off_the_grid():
+    ticks = np.array([0, 100, 200, 400, 500]) * 1_000_000  # the probe missed the tick at 300 ms
+    frames = np.array([100, 300, 450]) * 1_000_000
+    assert off_tick_frames(frames, ticks) == [450_000_000]
 
 
 def _command(probe, positions):
