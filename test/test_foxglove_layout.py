@@ -21,9 +21,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYOUT = os.path.join(ROOT, 'config', 'foxglove_station.json')
 NAMESPACE = '/aloha1'
 SCRIPT_PREFIX = '/studio_script/'  # Foxglove's namespace for user-script outputs
-# episode/status is the manager's latched state between and during episodes, for the operator;
-# the recorder does not record it (core/topics.contract), so the layout shows it live only.
-LIVE_ONLY = {topics.EPISODE_STATUS}
 PANEL_TYPES = {'Image', 'Plot', 'RawMessages', 'Tab'}
 
 
@@ -85,10 +82,9 @@ def layout_problems(layout, recorded: set, namespace: str = NAMESPACE) -> list:
         else:
             inputs.add(topic)
     for topic in sorted(inputs):
-        relative = topic[len(namespace) + 1:]
         if not topic.startswith(namespace + '/'):
             problems.append(f'{topic} is outside the robot namespace {namespace}')
-        elif topic not in recorded and relative not in LIVE_ONLY:
+        elif topic not in recorded:
             problems.append(f'{topic} is not a recorded topic')
     return problems
 

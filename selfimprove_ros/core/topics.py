@@ -86,6 +86,8 @@ def contract(cameras=CAMERA_NAMES, sim=True):
         TopicSpec(POLICY_ACTIONS, 'std_msgs/msg/String', 'reliable'),
         TopicSpec(STEPS_TO_GO, 'std_msgs/msg/String', 'reliable'),
         TopicSpec(SUCCESS_DETECTED, 'std_msgs/msg/String', 'reliable'),
+        # The manager's state, so a bag replays what the operator saw (Foxglove's panel).
+        TopicSpec(EPISODE_STATUS, 'std_msgs/msg/String', 'latched'),
     ]
     if sim:
         specs += [TopicSpec(SIM_STATE, 'sensor_msgs/msg/JointState', 'reliable'),
