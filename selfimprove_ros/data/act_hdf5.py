@@ -36,10 +36,11 @@ from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata
 from selfimprove_ros.core import topics
 from selfimprove_ros.core.episode_events import make_event
-from selfimprove_ros.core.joints import GRIPPER_INDICES, JOINT_NAMES, NUM_JOINTS
+from selfimprove_ros.core.joints import GRIPPER_INDICES, NUM_JOINTS
 from selfimprove_ros.sim.aloha_sim import INSTRUCTIONS, SIM_CAMERAS
 
-from .bag_streams import IMAGE, JOINT_STATE, STRING, typestore
+from .bag_messages import image_cdr, joint_state_cdr, string_cdr
+from .bag_streams import IMAGE, JOINT_STATE, STRING
 
 ACT_CAMERAS = {act: cam for cam, act in SIM_CAMERAS.items()}
 POLICY_VERSION = 'act_demonstration'
@@ -192,8 +193,6 @@ def import_act_episode(path, out_dir, task=None, instruction=None, robot='aloha1
 
 def _write_ticks(writer, episode, joints, commands, images, period_ns):
     """Write the start event, one observation and command per tick, and the end event."""
-    ts = typestore()
-    Header, Time = ts.types['std_msgs/msg/Header'], ts.types['builtin_interfaces/msg/Time']
     name = {role: f'/{episode.robot}/{topic}' for role, topic in (
         ('joints', topics.JOINT_STATES), ('commands', topics.JOINT_COMMANDS),
         ('events', topics.EPISODE_EVENTS))}
@@ -205,32 +204,18 @@ def _write_ticks(writer, episode, joints, commands, images, period_ns):
 
     def event(kind, stamp, **fields):
         text = make_event(kind, episode_id=episode.episode_id, **fields)
-        writer.write(name['events'], ts.serialize_cdr(ts.types[STRING](data=text), STRING),
-                     stamp)
-
-    def joint_state(stamp, positions):
-        msg = ts.types[JOINT_STATE](
-            header=Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id=''),
-            name=list(JOINT_NAMES), position=np.asarray(positions, dtype=np.float64),
-            velocity=np.zeros(0), effort=np.zeros(0))
-        return ts.serialize_cdr(msg, JOINT_STATE)
+        writer.write(name['events'], string_cdr(text), stamp)
 
     t0 = episode.start_time_ns
     event('start', t0, robot=episode.robot, task=episode.task,
           instruction=episode.instruction, policy_version=episode.policy_version)
     for k in range(len(joints)):
         stamp = t0 + k * period_ns
-        writer.write(name['joints'], joint_state(stamp, joints[k]), stamp)
+        writer.write(name['joints'], joint_state_cdr(stamp, joints[k]), stamp)
         for cam, (data, frames) in images.items():
-            rgb = np.ascontiguousarray(data[frames[k]])
-            msg = ts.types[IMAGE](
-                header=Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9),
-                              frame_id=cam),
-                height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8', is_bigendian=0,
-                step=rgb.shape[1] * 3, data=rgb.reshape(-1))
             writer.write(f'/{episode.robot}/{topics.camera_topic(cam)}',
-                         ts.serialize_cdr(msg, IMAGE), stamp)
-        writer.write(name['commands'], joint_state(stamp, commands[k]), stamp)
+                         image_cdr(stamp, data[frames[k]], cam), stamp)
+        writer.write(name['commands'], joint_state_cdr(stamp, commands[k]), stamp)
     event('end', t0 + (len(joints) - 1) * period_ns, outcome='success')
 
 

@@ -388,11 +388,10 @@ def _write_ticks(writer, episode, ticks_ns, streams, outcome, end_ns):
     """Write start event, per tick joints/cameras/sim success/tokens/command, end event."""
     from selfimprove_ros.core import topics
     from selfimprove_ros.core.episode_events import make_event
-    from selfimprove_ros.core.joints import JOINT_NAMES
 
-    from .bag_streams import BOOL, IMAGE, JOINT_STATE, STRING, typestore
-    ts = typestore()
-    Header, Time = ts.types['std_msgs/msg/Header'], ts.types['builtin_interfaces/msg/Time']
+    from .bag_messages import (bool_cdr, image_cdr, joint_state_cdr as joint_state,
+                               string_cdr as string)
+    from .bag_streams import BOOL, IMAGE, JOINT_STATE, STRING
     ns = f'/{episode.robot}/'
     name = {'joints': ns + topics.JOINT_STATES, 'commands': ns + topics.JOINT_COMMANDS,
             'events': ns + topics.EPISODE_EVENTS, 'success': ns + topics.SIM_SUCCESS,
@@ -407,19 +406,6 @@ def _write_ticks(writer, episode, ticks_ns, streams, outcome, end_ns):
     for cam in streams['images']:
         writer.add_topic(ns + topics.camera_topic(cam), IMAGE)
 
-    def header(stamp, frame_id=''):
-        return Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id=frame_id)
-
-    def string(text):
-        return ts.serialize_cdr(ts.types[STRING](data=text), STRING)
-
-    def joint_state(stamp, positions):
-        # float32 values widen to float64 exactly, so a round trip keeps every joint value.
-        return ts.serialize_cdr(ts.types[JOINT_STATE](
-            header=header(stamp), name=list(JOINT_NAMES),
-            position=np.asarray(positions, dtype=np.float64), velocity=np.zeros(0),
-            effort=np.zeros(0)), JOINT_STATE)
-
     first = int(ticks_ns[0])
     writer.write(name['events'], string(make_event(
         'start', episode_id=episode.episode_id, robot=episode.robot, task=episode.task,
@@ -427,14 +413,9 @@ def _write_ticks(writer, episode, ticks_ns, streams, outcome, end_ns):
     for k, stamp in enumerate(int(t) for t in ticks_ns):
         writer.write(name['joints'], joint_state(stamp, streams['joints'][k]), stamp)
         for cam, frames in streams['images'].items():
-            rgb = np.ascontiguousarray(frames[k])
-            writer.write(ns + topics.camera_topic(cam), ts.serialize_cdr(ts.types[IMAGE](
-                header=header(stamp, cam), height=rgb.shape[0], width=rgb.shape[1],
-                encoding='rgb8', is_bigendian=0, step=rgb.shape[1] * 3,
-                data=rgb.reshape(-1)), IMAGE), stamp)
+            writer.write(ns + topics.camera_topic(cam), image_cdr(stamp, frames[k], cam), stamp)
         if streams['sim_success'] is not None:
-            writer.write(name['success'], ts.serialize_cdr(ts.types[BOOL](
-                data=bool(streams['sim_success'][k])), BOOL), stamp)
+            writer.write(name['success'], bool_cdr(streams['sim_success'][k]), stamp)
         tokens = streams['tokens']
         if tokens is not None and (tokens[k] >= 0).any():
             version = str(streams['versions'][k]) if streams['versions'] is not None else ''

@@ -30,9 +30,8 @@ from selfimprove_ros.bag.episode_metadata import EpisodeMetadata, new_episode_id
 from selfimprove_ros.core import topics
 from selfimprove_ros.core.episode_events import make_event
 from selfimprove_ros.core.episode_progress import RunningEpisode
-from selfimprove_ros.core.joints import JOINT_NAMES
 from selfimprove_ros.core.topics import QOS_CLASSES
-from selfimprove_ros.data.bag_streams import BOOL, IMAGE, JOINT_STATE, STRING, typestore
+from selfimprove_ros.data.bag_messages import bool_cdr, image_cdr, joint_state_cdr, string_cdr
 from selfimprove_ros.runtime.episode_labelling import label_bag
 from selfimprove_ros.runtime.model_slot import ModelSlot
 from selfimprove_ros.runtime.onnx_model import load_model
@@ -62,19 +61,6 @@ class EpisodeSpec:
         return int(round(self.control_period_s * 1e9))
 
 
-def cdr(msgtype: str, **fields) -> bytes:
-    """Serialize one message of `msgtype` (a rosbags ROS 2 Humble type) as CDR."""
-    store = typestore()
-    return store.serialize_cdr(store.types[msgtype](**fields), msgtype).tobytes()
-
-
-def header(stamp_ns: int, frame_id: str = ''):
-    """Return a std_msgs/Header stamped `stamp_ns` [ns]."""
-    store = typestore()
-    return store.types['std_msgs/msg/Header'](stamp=store.types['builtin_interfaces/msg/Time'](
-        sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=frame_id)
-
-
 class EpisodeRecording:
     """One episode written as a contract bag: the topics and stamps recorder_node records."""
 
@@ -93,7 +79,7 @@ class EpisodeRecording:
 
     def _event(self, stamp_ns: int, kind: str, **fields):
         text = make_event(kind, episode_id=self.metadata.episode_id, **fields)
-        self._write(topics.EPISODE_EVENTS, cdr(STRING, data=text), stamp_ns)
+        self._write(topics.EPISODE_EVENTS, string_cdr(text), stamp_ns)
 
     def start(self, stamp_ns: int):
         """Record the `start` event [ns of the simulated clock]."""
@@ -104,14 +90,11 @@ class EpisodeRecording:
 
     def observation(self, stamp_ns: int, frames: dict, joints, success: bool):
         """Record the tick's joint state, camera frames and the simulator's success flag."""
-        self._write(topics.JOINT_STATES, _joints(stamp_ns, joints), stamp_ns)
+        self._write(topics.JOINT_STATES, joint_state_cdr(stamp_ns, joints), stamp_ns)
         for cam in self.cameras:
-            rgb = np.ascontiguousarray(frames[cam], dtype=np.uint8)
-            self._write(topics.camera_topic(cam), cdr(
-                IMAGE, header=header(stamp_ns, cam), height=rgb.shape[0], width=rgb.shape[1],
-                encoding='rgb8', is_bigendian=0, step=rgb.shape[1] * 3, data=rgb.reshape(-1)),
-                stamp_ns)
-        self._write(topics.SIM_SUCCESS, cdr(BOOL, data=bool(success)), stamp_ns)
+            self._write(topics.camera_topic(cam), image_cdr(stamp_ns, frames[cam], cam),
+                        stamp_ns)
+        self._write(topics.SIM_SUCCESS, bool_cdr(success), stamp_ns)
 
     def action(self, stamp_ns: int, target, decision=None):
         """Record the command answering tick `stamp_ns` and, at a decision, its tokens."""
@@ -120,19 +103,13 @@ class EpisodeRecording:
                                'episode_id': self.metadata.episode_id,
                                'tokens': decision.tokens.tolist(),
                                'log_prob': decision.log_prob})
-            self._write(topics.POLICY_ACTIONS, cdr(STRING, data=text), stamp_ns + _MS)
-        self._write(topics.JOINT_COMMANDS, _joints(stamp_ns, target), stamp_ns + 2 * _MS)
+            self._write(topics.POLICY_ACTIONS, string_cdr(text), stamp_ns + _MS)
+        self._write(topics.JOINT_COMMANDS, joint_state_cdr(stamp_ns, target), stamp_ns + 2 * _MS)
 
     def finish(self, stamp_ns: int, outcome: str, cause: str) -> str:
         """Record the `end` event, close the bag; return its directory."""
         self._event(stamp_ns, 'end', outcome=outcome, cause=cause)
         return self.writer.finish(outcome, cause, end_time_ns=stamp_ns)
-
-
-def _joints(stamp_ns: int, positions) -> bytes:
-    return cdr(JOINT_STATE, header=header(stamp_ns), name=list(JOINT_NAMES),
-               position=np.asarray(positions, np.float64), velocity=np.zeros(0),
-               effort=np.zeros(0))
 
 
 class PolicyActor:
