@@ -86,7 +86,7 @@ def recorder_disk_full(work):
     from selfimprove_ros.bag.episode_recorder import EpisodeRecorder
     from selfimprove_ros.bag.inspection import check_bag
     from selfimprove_ros.bag.recorder_config import RecorderConfig
-    from selfimprove_ros.core.episode_events import make_event
+    from selfimprove_ros.episode.events import make_event
     disk = {'full': False}
 
     class Disk(EpisodeBagWriter):

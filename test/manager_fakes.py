@@ -11,7 +11,7 @@ from std_srvs.srv import Trigger
 
 from selfimprove_ros.console.status import parse_status
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import make_event, parse_event
+from selfimprove_ros.episode.events import make_event, parse_event
 from selfimprove_ros.nodes.ros_io import LATCHED_QOS, RELIABLE_QOS, time_msg
 
 

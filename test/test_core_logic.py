@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from selfimprove_ros.camera.camera_config import CameraConfig
-from selfimprove_ros.core.episode_events import make_event, parse_event
+from selfimprove_ros.episode.events import make_event, parse_event
 from selfimprove_ros.core.frame_stats import FrameStats
 from selfimprove_ros.core.joints import JOINT_NAMES, order_by_name
 from selfimprove_ros.core.observation_sync import ObservationSync

@@ -6,9 +6,9 @@ import logging
 import pytest
 
 from selfimprove_ros.console.status import parse_status
-from selfimprove_ros.runtime.episode_cycle import EpisodeCycle
-from selfimprove_ros.runtime.episode_watch import EpisodeTally, EpisodeWatch
-from selfimprove_ros.runtime.episode_manager_config import EpisodeManagerConfig
+from selfimprove_ros.episode.cycle import EpisodeCycle
+from selfimprove_ros.episode.watch import EpisodeTally, EpisodeWatch
+from selfimprove_ros.episode.episode_manager_config import EpisodeManagerConfig
 
 PERIOD_NS = 100_000_000
 

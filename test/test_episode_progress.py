@@ -1,6 +1,6 @@
 """RunningEpisode: tick counting by stamps and the end conditions."""
 
-from selfimprove_ros.core.episode_progress import RunningEpisode
+from selfimprove_ros.episode.progress import RunningEpisode
 
 PERIOD_NS = 100_000_000
 

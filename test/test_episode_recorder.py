@@ -11,7 +11,7 @@ from selfimprove_ros.bag.episode_recorder import EpisodeRecorder
 from selfimprove_ros.bag.inspection import check_bag
 from selfimprove_ros.bag.recorder_config import RecorderConfig
 from selfimprove_ros.bag.recovery import recover_bag
-from selfimprove_ros.core.episode_events import make_event
+from selfimprove_ros.episode.events import make_event
 
 TOPIC = '/aloha1/chatter'
 T0 = 1_700_000_000_000_000_000

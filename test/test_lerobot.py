@@ -13,7 +13,7 @@ from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata
 from selfimprove_ros.bag.verdict import record_verdict
 from selfimprove_ros.cli.main import main
-from selfimprove_ros.core.episode_events import make_event
+from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.core.joints import JOINT_NAMES
 from selfimprove_ros.data import lerobot_export, lerobot_format, lerobot_import, lerobot_video
 from selfimprove_ros.data.dataset_config import DatasetConfig

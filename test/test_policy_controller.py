@@ -7,7 +7,7 @@ import pytest
 
 from model_factory import tiny_model_dir
 from selfimprove_ros.core.observation_sync import ObservationSync
-from selfimprove_ros.runtime.controller import EpisodeFollower, LockstepTicks
+from selfimprove_ros.runtime.controller import EpisodeFollower, RobotTicks
 from selfimprove_ros.runtime.policy_config import PolicyConfig
 from selfimprove_ros.runtime.onnx_model import load_model
 from selfimprove_ros.runtime.policy_controller import PolicyController
@@ -90,6 +90,49 @@ def test_lockstep_answers_each_tick_once_when_complete_or_overdue(models):
     assert core.overdue() == 200 * MS and core.overdue() is None
 
 
+def test_on_a_robot_a_tick_waits_for_each_cameras_next_frame_within_the_deadline(models):
+    core, clock = controller(lockstep=False, decision_deadline_s=0.05, frame_tolerance_s=0.005)
+    core.on_loads([models[0]])
+    start(core)
+    core.on_frame('cam_high', 980 * MS, FRAME)
+    assert core.on_joints(1000 * MS, np.zeros(14)) is None  # the newest frame predates it
+    assert core.on_frame('cam_high', 990 * MS, FRAME) is None  # 10 ms before the tick
+    clock.now += 0.02
+    assert core.on_frame('cam_high', 1020 * MS, FRAME) == 1000 * MS  # the first fresh frame
+    clock.now += 0.003
+    out = core.tick(1000 * MS, now_ns=1025 * MS)
+    assert out.timing['state'] == 'ok' and out.timing['stamp_ns'] == 1000 * MS
+    assert out.timing['observation_age_s'] == pytest.approx(0.025)  # the joint state's age
+    assert out.timing['frame_latency_s'] == pytest.approx(0.003)
+    core.on_joints(1100 * MS, np.zeros(14))
+    clock.now += 0.04
+    assert core.overdue() is None
+    clock.now += 0.02  # no camera delivered within the deadline: act on the newest frame
+    assert core.overdue() == 1100 * MS
+    core.on_frame('cam_high', 1196 * MS, FRAME)  # 4 ms before the next tick: counts as of it
+    assert core.on_joints(1200 * MS, np.zeros(14)) == 1200 * MS
+    core.on_frame('cam_high', 1260 * MS, FRAME)
+    assert core.on_joints(1250 * MS, np.zeros(14)) is None  # a 20 Hz driver: not a new tick
+    core.on_frame('cam_high', 1310 * MS, FRAME)
+    assert core.on_joints(1300 * MS, np.zeros(14)) == 1300 * MS
+
+
+def test_a_silent_robot_still_shows_on_the_timing_topic_once_per_period(models):
+    core, clock = controller(lockstep=False)
+    core.on_loads([models[0]])
+    start(core)
+    core.on_joints(1000 * MS, np.zeros(14))
+    assert core.unheard_tick(1050 * MS) is None  # it ticked just now
+    clock.now += 0.5
+    assert core.unheard_tick(1500 * MS) == 1500 * MS
+    assert core.unheard_tick(1550 * MS) is None and core.unheard_tick(1600 * MS) == 1600 * MS
+    out = core.tick(1600 * MS)
+    assert out.timing['state'] == 'stale' and 'joint_states' in out.timing['cause']
+    lockstep, clock = controller(lockstep=True)
+    clock.now += 5.0
+    assert lockstep.unheard_tick(1600 * MS) is None  # simulated time stands still
+
+
 def test_a_model_arriving_mid_episode_waits_for_its_end(models):
     core, _ = controller()
     core.on_loads([models[0]])
@@ -130,5 +173,5 @@ def test_staleness_and_arrival_are_kept_per_input():
     sync.add('cam_high', 850, arrived_s=6.0)
     assert sync.stale(1000, 100) == ['cam_high'] and sync.stale(1000, 200) == []
     assert sync.arrived('cam_high') == 6.0 and sync.stamp('joint_states') == 1000
-    ticks = LockstepTicks(sync, 0.5)
+    ticks = RobotTicks(sync, 0.5)
     assert ticks.due(1000) is None and ticks.due(1000, force=True) == 1000

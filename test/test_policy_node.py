@@ -14,7 +14,7 @@ from std_srvs.srv import Trigger
 from graph_probe import init_ros
 from model_factory import copy_model_dir, poison_with_nan, tiny_model_dir
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import make_event
+from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.core.joints import START_POSE
 from selfimprove_ros.graph.description import NodeSpec
 from selfimprove_ros.graph.launcher import GraphRunner

@@ -14,7 +14,7 @@ from std_msgs.msg import String
 from graph_probe import init_ros
 from model_factory import tiny_codec, tiny_model_dir
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import make_event, parse_event
+from selfimprove_ros.episode.events import make_event, parse_event
 from selfimprove_ros.core.joints import START_POSE
 from selfimprove_ros.core.success_detection import EpisodeSuccessMonitor, SuccessConfig
 from selfimprove_ros.data.episode import Episode

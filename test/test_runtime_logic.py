@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from selfimprove_ros.core.episode_state import EpisodeStateMachine, Phase, TransitionError
+from selfimprove_ros.episode.state import EpisodeStateMachine, Phase, TransitionError
 from selfimprove_ros.core.rewards import discounted_returns, step_rewards
 from selfimprove_ros.core.success_detection import SuccessConfig, SuccessDetector
 from selfimprove_ros.runtime.token_sampling import sample_tokens

@@ -18,7 +18,7 @@ from std_msgs.msg import String
 
 from graph_probe import GraphProbe, init_ros
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import make_event, parse_event
+from selfimprove_ros.episode.events import make_event, parse_event
 from selfimprove_ros.core.joints import START_POSE
 from selfimprove_ros.core.topics import CAMERA_NAMES
 from selfimprove_ros.graph.description import (build_graph, config_path, load_config,

@@ -11,7 +11,7 @@ import os
 
 from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata
-from selfimprove_ros.core.episode_events import make_event, parse_event
+from selfimprove_ros.episode.events import make_event, parse_event
 
 
 class EpisodeRecorder:

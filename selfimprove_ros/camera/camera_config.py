@@ -16,8 +16,13 @@ class CameraConfig:
     source: str = setting('sim', f'Frame source, one of {list(SOURCES)}')
     width: int = setting(0, 'Published width [px]; 0 keeps the source size (sim: 640)')
     height: int = setting(0, 'Published height [px]; 0 keeps the source size (sim: 480)')
-    fps: float = setting(30.0, 'Device frame rate [Hz] (opencv, realsense); sim renders '
-                         'every simulator tick')
+    fps: float = setting(30.0, 'Frame rate [Hz] of opencv, realsense and a free-running sim '
+                         'camera')
+    free_run: bool = setting(
+        False, 'sim: render the newest simulator state at `fps` on a wall-clock timer, stamped '
+        'when rendered (as the device sources stamp on arrival), like a camera beside a robot '
+        '(benchmarks/runtime_latency.py); false renders one frame per simulator tick, stamped '
+        'with it (lockstep needs that)')
     device: str = setting('/dev/video0', 'opencv: device path or index')
     serial: str = setting('', 'realsense: serial number of this camera')
     input_topic: str = setting('', 'topic: an existing sensor_msgs/Image topic to republish')

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from selfimprove_ros.core.episode_state import Phase
+from selfimprove_ros.episode.state import Phase
 from selfimprove_ros.core.topics import (EPISODE_ABORT, EPISODE_MARK_FAILED, EPISODE_RESET_DONE,
                                          EPISODE_START, EPISODE_STATUS)
 from selfimprove_ros.training.version_history import wilson_interval  # noqa: F401, re-exported

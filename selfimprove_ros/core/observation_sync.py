@@ -31,9 +31,9 @@ class ObservationSync:
             self._value[source] = value
             self._arrived[source] = arrived_s
 
-    def complete(self, stamp_ns: int) -> bool:
-        """Tell whether every source has a sample stamped at or after `stamp_ns`."""
-        return all(s is not None and s >= stamp_ns for s in self._stamp.values())
+    def complete(self, stamp_ns: int, tolerance_ns: int = 0) -> bool:
+        """Tell whether every source has a sample stamped at or after `stamp_ns - tolerance_ns`."""
+        return all(s is not None and s >= stamp_ns - tolerance_ns for s in self._stamp.values())
 
     def missing(self, stamp_ns: int) -> list:
         """List the sources still lacking a sample for `stamp_ns`."""
@@ -59,11 +59,13 @@ class ObservationSync:
 
 @dataclass
 class SyncConfig:
-    """Which inputs a controller waits for before it answers a tick."""
+    """Which inputs a controller waits for before it answers a tick (every controller's)."""
 
-    cameras: list = setting(list(CAMERA_NAMES), 'Cameras whose frame of each tick is awaited')
+    cameras: list = setting(list(CAMERA_NAMES), "Cameras whose frame of each tick is awaited "
+                            "(a policy's model uses a subset, checked at load)")
     sync_timeout_s: float = setting(
-        0.5, 'Wall time [s] to wait for a complete observation before acting on what arrived')
+        0.5, "Lockstep simulation: wall time [s] to wait for a tick's frames before acting on "
+        'what arrived')
     wait_for_recording: bool = setting(
         True, "Act in an episode only after the recorder's `recording` for it, so the bag holds "
         'every commanded tick (false: a graph without a recorder)')

@@ -37,7 +37,7 @@ EPISODE_EVENTS = 'episode/events'
 # every recorded step is attributed to exactly the model that sampled it.
 POLICY_ACTIONS = 'policy/action_tokens'
 # JSON {"stamp_ns", "version", "tick_period_s", "observation_age_s", "inference_s",
-# "latency_s", "state"}: the controller's own timing, once per tick.
+# "latency_s", "frame_latency_s", "state"}: the controller's own timing, once per robot tick.
 POLICY_TIMING = 'policy/timing'
 POLICY_ROLLBACK = 'policy/rollback'      # std_srvs/Trigger: back to the previous policy
 POLICY_SWAP_NOW = 'policy/swap_now'      # std_srvs/Trigger: swap a pending policy in now

@@ -35,7 +35,7 @@ import numpy as np
 from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import make_event
+from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.core.joints import GRIPPER_INDICES, NUM_JOINTS
 from selfimprove_ros.sim.aloha_sim import INSTRUCTIONS, SIM_CAMERAS
 

@@ -18,7 +18,7 @@ from selfimprove_ros.bag.episode_bag import is_being_written
 from selfimprove_ros.bag.episode_metadata import read_episode_file
 from selfimprove_ros.bag.inspection import BagReader
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import parse_event
+from selfimprove_ros.episode.events import parse_event
 from selfimprove_ros.core.joints import NUM_JOINTS, order_by_name
 
 from .images import image_to_rgb, resize_rgb

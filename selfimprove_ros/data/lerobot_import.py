@@ -387,7 +387,7 @@ def _safe(name):
 def _write_ticks(writer, episode, ticks_ns, streams, outcome, end_ns):
     """Write start event, per tick joints/cameras/sim success/tokens/command, end event."""
     from selfimprove_ros.core import topics
-    from selfimprove_ros.core.episode_events import make_event
+    from selfimprove_ros.episode.events import make_event
 
     from .bag_messages import (bool_cdr, image_cdr, joint_state_cdr as joint_state,
                                string_cdr as string)

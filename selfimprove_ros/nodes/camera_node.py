@@ -1,8 +1,9 @@
 """camera_node: one named ALOHA camera as a stamped sensor_msgs/Image stream with diagnostics.
 
 Sources: `sim` renders the simulator's published state (one frame per simulator tick, stamped
-with the tick's time), `topic` republishes an existing image topic (e.g. realsense2_camera's),
-`opencv` and `realsense` read devices in a capture thread and stamp each frame when it arrives.
+with the tick's time, or with `free_run` the newest state at `fps`, stamped when rendered),
+`topic` republishes an existing image topic (e.g. realsense2_camera's), `opencv` and
+`realsense` read devices in a capture thread and stamp each frame when it arrives.
 """
 
 import threading
@@ -38,9 +39,12 @@ class CameraNode(Node):
         if cfg.source == 'sim':
             from selfimprove_ros.sim.aloha_sim import SimRenderer
             self.renderer = SimRenderer(cfg.sim_task, cfg.height or 480, cfg.width or 640)
+            self.sim_qpos = None
             # Every simulator tick must become a frame, so the state topic is reliable.
             self.create_subscription(JointState, topics.SIM_STATE, self.on_sim_state,
                                      RELIABLE_QOS)
+            if cfg.free_run:
+                self.create_timer(1.0 / cfg.fps, self.capture_sim)
         elif cfg.source == 'topic':
             self.create_subscription(Image, cfg.input_topic, self.on_image, SENSOR_QOS)
         else:
@@ -53,9 +57,18 @@ class CameraNode(Node):
                                f'{self.image_pub.topic_name}')
 
     def on_sim_state(self, msg: JointState):
-        """Render the simulated camera at the published simulator state."""
+        """Render the simulated camera at the published simulator state (free run: keep it)."""
+        if self.config.free_run:
+            self.sim_qpos = list(msg.position)
+            return
         rgb = self.renderer.render(msg.position, self.config.camera_name)
         self.publish(rgb, stamp_to_ns(msg.header.stamp))
+
+    def capture_sim(self):
+        """Free run: render the newest simulator state, stamped when ready, like a device."""
+        if self.sim_qpos is not None:
+            rgb = self.renderer.render(self.sim_qpos, self.config.camera_name)
+            self.publish(rgb, self.get_clock().now().nanoseconds)
 
     def on_image(self, msg: Image):
         """Republish a frame from another driver, keeping its capture stamp."""

@@ -18,8 +18,8 @@ from std_srvs.srv import Trigger
 
 from selfimprove_ros.bag.episode_metadata import new_episode_id
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_progress import RunningEpisode
-from selfimprove_ros.core.episode_events import make_event, parse_event
+from selfimprove_ros.episode.progress import RunningEpisode
+from selfimprove_ros.episode.events import make_event, parse_event
 from selfimprove_ros.nodes.ros_io import RELIABLE_QOS, stamp_to_ns
 
 

@@ -1,6 +1,6 @@
 """episode_manager_node: one robot's episode cycle, from reset through practice to the saved bag.
 
-Drives `EpisodeCycle` (runtime/episode_cycle.py): resets the scene (sim/reset in simulation; on
+Drives `EpisodeCycle` (episode/cycle.py): resets the scene (sim/reset in simulation; on
 a real station the arms go to START_POSE and an operator confirms with episode/reset_done),
 starts an episode (`start` on episode/events, repeated until the recorder answers `recording`),
 ends it on a detected success, the length limit, an operator abort or a fault, announces `end`,
@@ -18,13 +18,12 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import parse_event
 from selfimprove_ros.core.joints import START_POSE
+from selfimprove_ros.episode.cycle import EpisodeCycle
+from selfimprove_ros.episode.episode_manager_config import EpisodeManagerConfig
 from selfimprove_ros.nodes.parameters import config_as_dict, declare_config
-from selfimprove_ros.nodes.ros_io import (joint_state_msg, LATCHED_QOS, RELIABLE_QOS, run_node,
-                                          stamp_to_ns)
-from selfimprove_ros.runtime.episode_cycle import EpisodeCycle
-from selfimprove_ros.runtime.episode_manager_config import EpisodeManagerConfig
+from selfimprove_ros.nodes.ros_io import (event_of, joint_state_msg, LATCHED_QOS, RELIABLE_QOS,
+                                          run_node, stamp_to_ns)
 from selfimprove_ros.sim.aloha_sim import INSTRUCTIONS
 
 SERVICES = {topics.EPISODE_RESET_DONE: 'reset_done', topics.EPISODE_ABORT: 'abort',
@@ -49,8 +48,8 @@ class EpisodeManagerNode(Node):
 
         json_topics = {topics.SUCCESS_DETECTED: self.cycle.on_success,
                        topics.STEPS_TO_GO: self.cycle.on_steps_to_go,
-                       topics.POLICY_TIMING: self.on_policy_timing,
-                       topics.POLICY_ACTIONS: self.on_policy_actions}
+                       topics.POLICY_TIMING: self.cycle.on_policy_timing,
+                       topics.POLICY_ACTIONS: self.cycle.on_policy_actions}
         for name, handler in json_topics.items():
             self.create_subscription(
                 String, name, lambda msg, name=name, handler=handler:
@@ -109,22 +108,10 @@ class EpisodeManagerNode(Node):
             self.get_logger().warning(f'ignoring a malformed message on {topic}: {error!r}',
                                       throttle_duration_sec=5.0)
 
-    def on_policy_timing(self, data: dict):
-        """Follow the controller's version and state."""
-        self.cycle.on_version(str(data.get('version') or ''))
-        self.cycle.on_policy_state(str(data.get('state', '')))
-
-    def on_policy_actions(self, data: dict):
-        """Follow the version that sampled the tokens."""
-        self.cycle.on_version(str(data.get('version') or ''))
-
     def on_event(self, msg: String):
-        """Hand the recorder's answers to the cycle (ignores other and malformed events)."""
-        try:
-            event = parse_event(msg.data)
-        except ValueError:
-            return
-        if event['event'] in ('recording', 'refused', 'saved'):
+        """Hand episode events to the cycle (it takes the recorder's answers)."""
+        event = event_of(self, msg)
+        if event is not None:
             self.cycle.on_event(event)
 
     def on_joints(self, msg: JointState):

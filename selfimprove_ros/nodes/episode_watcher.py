@@ -11,7 +11,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import parse_event
+from selfimprove_ros.episode.events import parse_event
 from selfimprove_ros.nodes.ros_io import RELIABLE_QOS
 
 

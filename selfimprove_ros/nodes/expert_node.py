@@ -14,12 +14,12 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import make_event
+from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.core.observation_sync import ObservationSync, SyncConfig
 from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import (event_of, joint_state_msg, RELIABLE_QOS, run_node,
                                           SENSOR_QOS, stamp_to_ns, time_msg)
-from selfimprove_ros.runtime.controller import EpisodeFollower, LockstepTicks
+from selfimprove_ros.runtime.controller import EpisodeFollower, RobotTicks
 from selfimprove_ros.sim.expert import ExpertConfig, ScriptedExpert
 
 
@@ -33,7 +33,7 @@ class ExpertNode(Node):
         self.expert = ScriptedExpert(self.expert_config)
         self.period_ns = int(round(self.expert_config.control_period_s * 1e9))
         self.sync = ObservationSync(['joint_states', *self.sync_config.cameras])
-        self.ticks = LockstepTicks(self.sync, self.sync_config.sync_timeout_s)
+        self.ticks = RobotTicks(self.sync, self.sync_config.sync_timeout_s)
         self.follower = EpisodeFollower(self.sync_config.wait_for_recording)
         self.plan_start_ns = None
         self.state_ns = None       # newest simulator state awaiting an answer

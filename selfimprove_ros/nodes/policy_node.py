@@ -1,16 +1,15 @@
 """policy_node: the 10 Hz controller that runs the exported policy with ONNX Runtime.
 
-Each tick it takes the newest frame of each camera the model uses and the newest joint state,
-refuses stale input (holds the arm where it is and reports `stale`), queries the policy once per
-chunk, publishes the joint target of the tick, the sampled tokens with the version that chose
-them, and its own timing. New models arrive on a latched topic (or in a watched directory), are
-verified and warmed up in a background thread, and swapped in between ticks, between episodes
-unless asked otherwise; a service rolls back. The decisions are `PolicyController`'s.
+Each robot tick (joint state) it waits for a fresh frame of each camera the model uses, at most
+until decision_deadline_s (on a robot) or sync_timeout_s (lockstep), refuses stale input
+(holds the arm where it is and reports `stale`), queries the policy once per chunk, publishes
+the joint target of the tick, the sampled tokens with the version that chose them, and its own
+timing. New models arrive on a latched topic (or in a watched directory), are verified and
+warmed up in a background thread, and swapped in between ticks, between episodes unless asked
+otherwise; a service rolls back. The decisions are `PolicyController`'s.
 """
 
 import json
-import os
-import time
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -25,7 +24,7 @@ from selfimprove_ros.nodes.ros_io import (event_of, image_to_rgb, joint_state_ms
                                           RELIABLE_QOS, run_node, SENSOR_QOS, stamp_to_ns,
                                           time_msg)
 from selfimprove_ros.runtime.policy_config import PolicyConfig, model_roots
-from selfimprove_ros.runtime.model_loader import ModelLoader, newest_unseen_model
+from selfimprove_ros.runtime.model_loader import ModelLoader
 from selfimprove_ros.runtime.policy_controller import PolicyController
 
 # Lockstep robot_node publishes at least every lockstep_timeout_s (1 s); this is long silence.
@@ -42,8 +41,6 @@ class PolicyNode(Node):
         key = read_key(config.model_key_file) if config.model_key_file else b''
         self.loader = ModelLoader('policy.onnx', config.cameras, config.providers,
                                   config.inference_budget_s, model_roots(config), key)
-        self.requested = set()
-        self.started_s = time.monotonic()  # silence from the robot is counted from here
         self.command_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS, RELIABLE_QOS)
         self.tokens_pub = self.create_publisher(String, topics.POLICY_ACTIONS, RELIABLE_QOS)
         self.timing_pub = self.create_publisher(String, topics.POLICY_TIMING, RELIABLE_QOS)
@@ -56,18 +53,14 @@ class PolicyNode(Node):
                                      lambda msg, cam=camera: self.on_image(cam, msg), SENSOR_QOS)
         self.create_service(Trigger, topics.POLICY_ROLLBACK, self.on_rollback)
         self.create_service(Trigger, topics.POLICY_SWAP_NOW, self.on_swap_now)
-        if config.lockstep:
-            self.create_timer(config.sync_timeout_s / 4, self.on_sync_timer)
-        else:
-            self.create_timer(config.control_period_s,
-                              lambda: self.tick(self.get_clock().now().nanoseconds))
+        self.create_timer(config.wait_s / 4, self.on_sync_timer)
         if config.watch_dir:
-            self.create_timer(2.0, self.scan_watch_dir)
+            self.create_timer(2.0, lambda: self.loader.request_newest(config.watch_dir))
         if config.model_dir:
-            self.request(config.model_dir)
+            self.loader.request(config.model_dir)
 
     def on_joints(self, msg: JointState):
-        """Keep the newest joint state; in lockstep a new one is a new tick."""
+        """Keep the newest joint state: a new robot tick, answered once its frames arrived."""
         self.tick(self.core.on_joints(stamp_to_ns(msg.header.stamp),
                                       order_by_name(msg.name, msg.position)))
 
@@ -89,11 +82,6 @@ class PolicyNode(Node):
         except (ValueError, KeyError, TypeError):
             return
 
-    def request(self, model_dir: str):
-        """Queue a model directory for verification and loading."""
-        self.requested.add(os.path.abspath(model_dir))
-        self.loader.request(model_dir)
-
     def on_announce(self, msg: String):
         """Load an announced model unless it is already live."""
         try:
@@ -103,13 +91,7 @@ class PolicyNode(Node):
             self.get_logger().error(f'ignoring malformed model announcement {msg.data[:200]!r}')
             return
         if self.core.wants(announce.get('version')):
-            self.request(model_dir)
-
-    def scan_watch_dir(self):
-        """Request the newest model directory in watch_dir that was not seen yet."""
-        fresh = newest_unseen_model(self.config.watch_dir, self.requested)
-        if fresh:
-            self.request(fresh)
+            self.loader.request(model_dir)
 
     def on_rollback(self, request, response):
         """Return to the previous policy."""
@@ -128,22 +110,23 @@ class PolicyNode(Node):
         return response
 
     def on_sync_timer(self):
-        """Lockstep: decide on what arrived if a tick's frames are late; say why it is quiet."""
-        arrived = self.core.sync.arrived('joint_states')
-        silent_s = time.monotonic() - (arrived if arrived is not None else self.started_s)
+        """Decide on what arrived if a tick's frames are late; say why the robot is quiet."""
+        silent_s = self.core.robot_silence_s()
         if silent_s > _SILENT_ROBOT_S:
             self.get_logger().warning(
                 f'no joint_states on {self.resolve_topic_name(topics.JOINT_STATES)} for '
                 f'{silent_s:.0f} s: is robot_node running in this ROS domain and transport?',
                 throttle_duration_sec=10.0)
         self.tick(self.core.overdue())
+        self.tick(self.core.unheard_tick(self.get_clock().now().nanoseconds))
 
     def tick(self, tick_ns):
-        """Run one control tick at ROS time tick_ns (None: no tick is due) and publish it."""
+        """Answer the robot's tick at ROS time tick_ns (None: no tick is due) and publish it."""
         if tick_ns is None:
             return
         self.core.on_loads(self.loader.poll())
-        out = self.core.tick(tick_ns)
+        now_ns = None if self.config.lockstep else self.get_clock().now().nanoseconds
+        out = self.core.tick(tick_ns, now_ns)
         if out.tokens is not None:
             self.tokens_pub.publish(String(data=json.dumps(out.tokens)))
         if out.command is not None:

@@ -23,7 +23,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import make_event
+from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.core.joints import order_by_name
 from selfimprove_ros.nodes.parameters import config_as_dict, declare_config
 from selfimprove_ros.nodes.ros_io import (event_of, image_to_rgb, RELIABLE_QOS, run_node,

@@ -9,7 +9,6 @@ Real followers: `interbotix` drives them itself, `bringup` beside Trossen's runn
 """
 
 import json
-import time
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.node import Node
@@ -20,48 +19,28 @@ from std_srvs.srv import Trigger
 
 from selfimprove_ros.core import topics
 from selfimprove_ros.core.joints import order_by_name
-from selfimprove_ros.core.safety import GuardState, SafetyConfig, SafetyGuard
-from selfimprove_ros.nodes.bringup_arms import BringupArms
-from selfimprove_ros.nodes.interbotix_arms import InterbotixBackend
+from selfimprove_ros.core.safety import GuardState, SafetyConfig
+from selfimprove_ros.nodes.arm_backends import make_backend
 from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import (run_node, LATCHED_QOS, RELIABLE_QOS, joint_state_msg,
                                           stamp_to_ns, time_msg)
-from selfimprove_ros.robot.backends import SimBackend
-from selfimprove_ros.robot.bringup import BringupConfig
+from selfimprove_ros.robot.control_loop import ControlLoop
 from selfimprove_ros.robot.robot_config import RobotConfig
-from selfimprove_ros.sim.aloha_sim import SimConfig
+from selfimprove_ros.robot.scheduling import request_realtime
 
 _LEVEL = {GuardState.OK: DiagnosticStatus.OK, GuardState.CLAMPED: DiagnosticStatus.WARN,
           GuardState.HOLD_NO_COMMAND: DiagnosticStatus.WARN}
 
 
 class RobotNode(Node):
-    """ROS shell around a robot backend and the safety guard."""
+    """ROS shell around a robot backend and the control loop (`ControlLoop`)."""
 
     def __init__(self):
         super().__init__('robot_node')
-        self.config = declare_config(self, RobotConfig)
-        self.safety = declare_config(self, SafetyConfig, prefix='safety.')
-        self.guard = SafetyGuard(self.safety, self.config.control_period_s)
-        self.period_ns = int(round(self.config.control_period_s * 1e9))
-        self.is_sim = self.config.backend == 'sim'
-        if self.is_sim:
-            sim_config = declare_config(self, SimConfig, prefix='sim.')
-            if abs(sim_config.control_period_s - self.config.control_period_s) > 1e-9:
-                sim_config = SimConfig(sim_config.task, self.config.control_period_s)
-            self.backend = SimBackend(sim_config)
-            # The first reset repeats the start-up scene, so episode k of a run uses seed + k.
-            self.next_seed = self.config.seed
-        elif self.config.backend == 'bringup':
-            bringup = declare_config(self, BringupConfig, prefix='bringup.')
-            self.backend = BringupArms(self, tuple(self.config.arm_names), bringup)
-        else:
-            self.backend = InterbotixBackend(self, tuple(self.config.arm_names))
-        # Lockstep time starts at the wall time of launch so that bags carry plausible dates.
-        self.sim_time_ns = time.time_ns()
-        self.last_tick_wall = time.monotonic()
-        self.tick_pending_since_ns = None
-
+        self.config = config = declare_config(self, RobotConfig)
+        safety = declare_config(self, SafetyConfig, prefix='safety.')
+        self.is_sim = config.backend == 'sim'
+        self.loop = ControlLoop(config, safety, make_backend(self, config), self.is_sim)
         self.state_pub = self.create_publisher(JointState, topics.JOINT_STATES, RELIABLE_QOS)
         self.status_pub = self.create_publisher(
             DiagnosticStatus, topics.SAFETY_STATUS, RELIABLE_QOS)
@@ -71,77 +50,66 @@ class RobotNode(Node):
             self.sim_state_pub = self.create_publisher(JointState, topics.SIM_STATE, RELIABLE_QOS)
             self.success_pub = self.create_publisher(Bool, topics.SIM_SUCCESS, RELIABLE_QOS)
             self.create_service(Trigger, topics.SIM_RESET, self.on_reset)
-            self.backend.reset(self.next_seed)
-        if self.config.lockstep:
+            self.loop.start_scene()
+        if config.lockstep:
             self.clock_pub = self.create_publisher(Clock, '/clock', RELIABLE_QOS)
-            self.create_timer(self.config.lockstep_timeout_s / 4, self.on_lockstep_timer)
+            self.create_timer(config.lockstep_timeout_s / 4, self.on_lockstep_timer)
             self.publish_state()
         else:
-            self.create_timer(self.config.control_period_s, self.tick)
-        self.get_logger().info(
-            f'robot_node up: backend={self.config.backend} lockstep={self.config.lockstep} '
-            f'period={self.config.control_period_s}s')
+            self.create_timer(config.control_period_s, self.tick)
+        granted, scheduling = request_realtime(config.realtime_priority)
+        log = self.get_logger().info if granted else self.get_logger().warning
+        log(f'robot_node up: backend={config.backend} lockstep={config.lockstep} '
+            f'period={config.control_period_s}s {scheduling}'.rstrip())
 
     def now_ns(self) -> int:
         """Robot time: the simulator's own clock in lockstep, else the node clock."""
-        if self.config.lockstep:
-            return self.sim_time_ns
-        return self.get_clock().now().nanoseconds
+        return self.loop.now_ns(self.get_clock().now().nanoseconds)
 
     def on_command(self, msg: JointState):
         """Hand a command to the guard; in lockstep, an answer to the newest state steps."""
+        positions, error = None, ''
         try:
             positions = order_by_name(msg.name, msg.position)
-        except ValueError as error:
-            reason = self.guard.reject(str(error))
-        else:
-            reason = self.guard.submit(positions, self.now_ns() / 1e9)
+        except ValueError as bad:
+            error = str(bad)
+        reason, steps = self.loop.submit(positions, stamp_to_ns(msg.header.stamp),
+                                         self.now_ns(), error)
         if reason:
             self.get_logger().warning(f'command refused, holding: {reason}',
                                       throttle_duration_sec=1.0)
-        if self.config.lockstep and stamp_to_ns(msg.header.stamp) >= self.sim_time_ns:
+        if steps:
             self.tick()
 
     def on_estop(self, msg: Bool):
         """Engage or release the e-stop."""
-        if msg.data != self.guard.estop_engaged:
-            log = self.get_logger().error if msg.data else self.get_logger().warn
-            log(f'e-stop {"ENGAGED" if msg.data else "released"}')
-        self.guard.set_estop(msg.data)
+        change = self.loop.set_estop(msg.data)
+        if change:
+            (self.get_logger().error if msg.data else self.get_logger().warn)(f'e-stop {change}')
 
     def on_lockstep_timer(self):
         """Step anyway when the controller has not answered within lockstep_timeout_s."""
-        if time.monotonic() - self.last_tick_wall >= self.config.lockstep_timeout_s:
+        if self.loop.overdue():
             self.tick()
 
     def tick(self):
         """One control tick: guard -> backend -> (sim step) -> publish."""
-        # A backend that only listens to another driver (bringup) may not hear the arms yet, or
-        # no longer: then nothing is commanded and no joint state is published, so controllers
-        # see stale states and the episode manager faults instead of acting on a guess.
-        problem = getattr(self.backend, 'problem', lambda: '')()
+        decision, problem = self.loop.step(self.now_ns())
         if problem:
             self.get_logger().warning(f'not driving the arms: {problem}',
                                       throttle_duration_sec=2.0)
             return
-        positions, _ = self.backend.read()
-        decision = self.guard.next_target(positions, self.now_ns() / 1e9)
-        self.backend.command(decision.target)
-        if self.is_sim:
-            self.backend.advance()
-            self.sim_time_ns += self.period_ns
-        self.last_tick_wall = time.monotonic()
-        self.publish_state()
+        self.publish_state(self.loop.stamp_ns)
         self.publish_status(decision)
 
-    def publish_state(self):
-        """Publish joint states (and, in sim, the full state, success and clock)."""
-        stamp = time_msg(self.now_ns())
+    def publish_state(self, stamp_ns: int = None):
+        """Publish joint states (and, in sim, the full state, success and clock) at stamp_ns."""
+        stamp = time_msg(self.now_ns() if stamp_ns is None else stamp_ns)
         if self.config.lockstep:
             self.clock_pub.publish(Clock(clock=stamp))
-        positions, velocities = self.backend.read()
+        positions, velocities = self.loop.backend.read()
         if self.is_sim:
-            sim = self.backend.sim
+            sim = self.loop.backend.sim
             self.success_pub.publish(Bool(data=bool(sim.succeeded)))
             state = joint_state_msg(stamp, sim.full_qpos(), names=())
             state.header.frame_id = f'{sim.config.task}/seed_{sim.seed}'
@@ -159,10 +127,7 @@ class RobotNode(Node):
 
     def on_reset(self, request, response):
         """Sim: start a new scene with the next seed; the guard forgets the old command."""
-        seed = self.next_seed
-        self.next_seed += 1
-        self.backend.reset(seed)
-        self.guard.forget_command()
+        seed = self.loop.reset()
         self.publish_state()
         response.success = True
         response.message = json.dumps({'seed': seed, 'time_ns': self.now_ns()})
@@ -170,7 +135,7 @@ class RobotNode(Node):
 
     def shutdown(self):
         """Release the backend."""
-        self.backend.close()
+        self.loop.backend.close()
 
 
 def main(args=None):

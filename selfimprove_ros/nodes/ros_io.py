@@ -101,7 +101,7 @@ def run_node(node_class, args=None):
 
 def event_of(node, msg):
     """Return the episode event in a String message, or None after logging why it is bad."""
-    from selfimprove_ros.core.episode_events import parse_event
+    from selfimprove_ros.episode.events import parse_event
     try:
         return parse_event(msg.data)
     except ValueError as error:

@@ -23,6 +23,9 @@ class RobotConfig:
         'longer than the controllers\' sync_timeout_s, so one that misses a frame still acts')
     seed: int = setting(
         0, 'Sim: seed of the start-up scene; the first reset repeats it, later ones count up')
+    realtime_priority: int = setting(
+        0, 'SCHED_FIFO priority (1-99) for the control tick, so it keeps its period on a busy '
+        'machine (needs CAP_SYS_NICE, see robot/scheduling.py); 0 = normal scheduling')
     arm_names: list = setting(['follower_left', 'follower_right'],
                               'interbotix, bringup: follower robot names, left first')
 
@@ -35,5 +38,8 @@ class RobotConfig:
                 f'lockstep_timeout_s must be > 0, got {self.lockstep_timeout_s!r}')
         require(not (self.lockstep and self.backend != 'sim'),
                 'lockstep=true needs backend=sim: real hardware cannot wait for the controller')
+        require(0 <= self.realtime_priority <= 99,
+                f'realtime_priority must be 0 (off) or a SCHED_FIFO priority 1-99, got '
+                f'{self.realtime_priority!r}')
         require(len(self.arm_names) == 2,
                 f'arm_names needs the left and right follower, got {self.arm_names!r}')

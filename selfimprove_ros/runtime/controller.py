@@ -2,8 +2,9 @@
 
 - `EpisodeFollower`: which episode the controller is in, and whether it may act in it (only
   once the recorder announced `recording`, so no commanded tick goes unrecorded).
-- `LockstepTicks`: when a lockstep controller answers: the newest joint-state stamp, once every
-  input of that tick has arrived, or after `sync_timeout_s` of waiting for the rest.
+- `RobotTicks`: when a controller answers the robot's newest tick (joint-state stamp): once
+  every camera has a frame stamped at or after it, or after a wait (`sync_timeout_s` in a
+  lockstep simulation, `decision_deadline_s` on a robot) with what arrived.
 - `TimingReport`: the per-tick timing document controllers publish on policy/timing.
 - `Throttle`: one log line per interval for a repeating condition.
 
@@ -76,29 +77,48 @@ class EpisodeFollower:
         return ''
 
 
-class LockstepTicks:
-    """Decide when a lockstep controller answers the newest joint-state tick.
+class RobotTicks:
+    """Decide when a controller answers the robot's newest tick (its joint-state stamp).
 
-    `sync` is the controller's ObservationSync; a tick is answered once, when complete or, from
-    the periodic `overdue` check, after `sync_timeout_s` without its missing inputs.
+    The robot applies a command at its next tick, so the controller has one period and should
+    spend it waiting for the freshest frames rather than act on older ones: a tick is answered
+    once, as soon as every input has a sample stamped at or after it (in lockstep simulation
+    exactly that tick's frames; on a robot each camera's first frame after the joint state, or
+    one captured at most `tolerance_ns` before it), or, from the periodic `overdue` check,
+    after `wait_s` with the newest frames at hand. `sync` is the controller's ObservationSync.
+    A joint state less than `min_interval_ns` after the last tick answered is not a new tick:
+    a driver that publishes faster than the control rate still gets one command per period.
     """
 
-    def __init__(self, sync, sync_timeout_s: float):
-        self.sync, self.sync_timeout_s = sync, sync_timeout_s
+    def __init__(self, sync, wait_s: float, tolerance_ns: int = 0, min_interval_ns: int = 0,
+                 clock=time.monotonic):
+        self.sync, self.wait_s, self.tolerance_ns = sync, wait_s, tolerance_ns
+        self.min_interval_ns, self.clock = min_interval_ns, clock
         self.answered_ns = None
+        self.waiting_since_s = None  # when the oldest unanswered tick was first seen
 
     def due(self, stamp_ns, force: bool = False):
         """Return `stamp_ns` if it should be answered now (and mark it answered), else None."""
         if stamp_ns is None or stamp_ns == self.answered_ns:
             return None
-        if not force and not self.sync.complete(stamp_ns):
+        if self.answered_ns is not None and stamp_ns - self.answered_ns < self.min_interval_ns:
             return None
-        self.answered_ns = stamp_ns
+        if self.waiting_since_s is None:
+            self.waiting_since_s = self.clock()
+        if not force and not self.sync.complete(stamp_ns, self.tolerance_ns):
+            return None
+        self.answered_ns, self.waiting_since_s = stamp_ns, None
         return stamp_ns
 
-    def overdue(self, stamp_ns, waited_s: float):
-        """Return `stamp_ns` once its inputs were awaited `sync_timeout_s` in vain, else None."""
-        return self.due(stamp_ns, force=True) if waited_s > self.sync_timeout_s else None
+    def overdue(self, stamp_ns):
+        """Return the newest tick `stamp_ns` once a tick waited `wait_s` in vain, else None.
+
+        The wait counts from the oldest unanswered tick, so a driver publishing joint states
+        faster than the wait cannot postpone the decision forever.
+        """
+        if self.waiting_since_s is None or self.clock() - self.waiting_since_s <= self.wait_s:
+            return None
+        return self.due(stamp_ns, force=True)
 
 
 class TimingReport:
@@ -110,13 +130,17 @@ class TimingReport:
 
     def report(self, tick_ns: int, state: str, started_s: float, version: str = '',
                pending_version: str = '', cause: str = '', stamps: dict = None,
-               inference_s: float = 0.0, oldest_arrival_s: float = None) -> dict:
+               inference_s: float = 0.0, arrivals_s=(), now_ns: int = None) -> dict:
         """Return the timing document of the tick at `tick_ns`.
 
         Its fields: stamp_ns, state, cause, version, pending_version, tick_period_s, inference_s,
-        compute_s, and with a decision observation_age_s and latency_s. `stamps` are the
-        inputs' stamps [ns] the decision used; `oldest_arrival_s` is when the oldest of its
-        frames arrived, so latency_s is the honest worst case image -> command.
+        compute_s, and with a decision observation_age_s, latency_s and frame_latency_s.
+        `stamps` are the inputs' stamps [ns] the decision used, `now_ns` the ROS time the tick
+        started at (default the tick, as in lockstep where time stands still):
+        observation_age_s is the oldest input's age when the command leaves, inference included.
+        `arrivals_s` are when its frames arrived [s, monotonic]: latency_s runs from the oldest
+        (the honest worst case image -> command), frame_latency_s from the newest, the frame
+        that completed the observation (what waiting for fresh frames costs: inference alone).
         """
         period_s = (tick_ns - self.last_tick_ns) / 1e9 if self.last_tick_ns else 0.0
         self.last_tick_ns = tick_ns
@@ -125,9 +149,11 @@ class TimingReport:
                   'pending_version': pending_version, 'tick_period_s': period_s,
                   'inference_s': inference_s, 'compute_s': now - started_s}
         if stamps:
-            timing['observation_age_s'] = max((tick_ns - s) / 1e9 for s in stamps.values())
-        if oldest_arrival_s is not None:
-            timing['latency_s'] = now - oldest_arrival_s
+            at_ns = tick_ns if now_ns is None else now_ns + int((now - started_s) * 1e9)
+            timing['observation_age_s'] = max((at_ns - s) / 1e9 for s in stamps.values())
+        if arrivals_s:
+            timing['latency_s'] = now - min(arrivals_s)
+            timing['frame_latency_s'] = now - max(arrivals_s)
         return timing
 
 

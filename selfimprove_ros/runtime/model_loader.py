@@ -24,12 +24,20 @@ class ModelLoader:
         self.providers, self.budget_s = providers, budget_s
         self.roots, self.key = roots, key
         self.requests, self.results = queue.Queue(), queue.Queue()
+        self.requested = set()  # absolute paths of every directory ever requested
         self.thread = threading.Thread(target=self._work, name='model-loader', daemon=True)
         self.thread.start()
 
     def request(self, model_dir: str):
         """Queue `model_dir` for loading."""
+        self.requested.add(os.path.abspath(model_dir))
         self.requests.put(model_dir)
+
+    def request_newest(self, directory: str):
+        """Queue the newest model directory in `directory` that was never requested."""
+        fresh = newest_unseen_model(directory, self.requested)
+        if fresh:
+            self.request(fresh)
 
     def poll(self) -> list:
         """Return finished loads: LoadedModel or ModelRejected, in completion order."""

@@ -4,13 +4,18 @@ from dataclasses import dataclass
 import os
 
 from selfimprove_ros.core.config import require, require_cameras, setting
-from selfimprove_ros.core.topics import CAMERA_NAMES, MODEL_ANNOUNCE
+from selfimprove_ros.core.observation_sync import SyncConfig
+from selfimprove_ros.core.topics import MODEL_ANNOUNCE
 from selfimprove_ros.runtime.onnx_model import PROVIDERS
 
 
 @dataclass
-class PolicyConfig:
-    """How the controller observes, decides and swaps models."""
+class PolicyConfig(SyncConfig):
+    """How the controller observes, decides and swaps models.
+
+    The observation settings every controller shares (cameras, sync_timeout_s,
+    wait_for_recording) are SyncConfig's.
+    """
 
     model_dir: str = setting('', 'Model directory to start with (manifest.json + policy.onnx); '
                              'empty = wait for an announcement')
@@ -25,14 +30,21 @@ class PolicyConfig:
     model_key_file: str = setting(
         '', "Station key file: only models signed with it (manifest.sig, signed by the trainer "
         "holding the same key) are loaded; empty = the seal and sha256 checks only")
-    cameras: list = setting(list(CAMERA_NAMES), 'Cameras this robot runs (the model uses a '
-                            'subset, checked at load)')
     instruction: str = setting('', 'Goal instruction when the start event carries none')
     control_period_s: float = setting(0.1, 'Control tick [s]; the paper acts at 10 Hz')
-    lockstep: bool = setting(False, 'Answer each joint-state tick once its frames arrived '
-                             '(simulation) instead of a timer on ROS time (robot)')
-    sync_timeout_s: float = setting(0.5, 'Lockstep: wall time [s] to wait for a tick\'s frames '
-                                    'before deciding on what arrived')
+    lockstep: bool = setting(
+        False, 'Simulation: the simulator waits for each answer, so a tick waits up to '
+        'sync_timeout_s for its frames; false (a robot): the period is the deadline, see '
+        'decision_deadline_s')
+    decision_deadline_s: float = setting(
+        0.05, 'Robot (not lockstep): each robot tick (joint state) is answered as soon as every '
+        'camera has a frame captured at or after it, so the arm acts on the freshest frames, '
+        'or this long [s] after the tick arrived, on the newest frames at hand. Keep it under '
+        'control_period_s minus inference so the command reaches the robot before its next tick')
+    frame_tolerance_s: float = setting(
+        0.005, 'Robot (not lockstep): a frame captured at most this long [s] before the robot\'s '
+        'tick counts as of that tick, rather than waiting a camera period for the next: clocks '
+        'and exposures never line up exactly, and at ALOHA arm speeds 5 ms is a few millimetres')
     max_observation_age_s: float = setting(
         0.2, 'Oldest camera frame or joint state [s before the tick] the policy may act on; '
         'older input holds the arm and reports the controller stale')
@@ -42,25 +54,38 @@ class PolicyConfig:
     providers: str = setting('auto', f'ONNX Runtime providers, one of {list(PROVIDERS)}')
     inference_budget_s: float = setting(
         0.08, 'A model slower than this per inference [s] is rejected at load')
-    wait_for_recording: bool = setting(
-        True, "Act only once the recorder acknowledged the episode (`recording`), so every bag "
-        'holds its episode from the first tick and no practice goes unrecorded')
     swap_during_episode: bool = setting(
         False, 'Swap a new model in at the next tick even during an episode (else at its end)')
 
     def __post_init__(self):
+        super().__post_init__()
         require_cameras(self.cameras)
         require(self.control_period_s > 0,
                 f'control_period_s must be > 0 s, got {self.control_period_s!r}')
         require(self.max_observation_age_s > 0, 'max_observation_age_s must be > 0 s, got '
                 f'{self.max_observation_age_s!r}')
-        require(self.sync_timeout_s > 0, f'sync_timeout_s must be > 0, got {self.sync_timeout_s}')
+        require(0 <= self.frame_tolerance_s < self.control_period_s,
+                f'frame_tolerance_s must be in [0, control_period_s), got '
+                f'{self.frame_tolerance_s!r}')
+        require(0 < self.decision_deadline_s < self.control_period_s,
+                f'decision_deadline_s must be in (0, control_period_s = '
+                f'{self.control_period_s}), got {self.decision_deadline_s!r}')
         require(self.temperature >= 0, f'temperature must be >= 0, got {self.temperature!r}')
         require(self.providers in PROVIDERS,
                 f'providers must be one of {list(PROVIDERS)}, got {self.providers!r}')
         require(0 < self.inference_budget_s <= self.control_period_s,
                 f'inference_budget_s must be in (0, control_period_s], got '
                 f'{self.inference_budget_s!r}')
+
+    @property
+    def wait_s(self) -> float:
+        """Return how long [s] a tick waits for its frames before deciding on what arrived."""
+        return self.sync_timeout_s if self.lockstep else self.decision_deadline_s
+
+    @property
+    def tolerance_s(self) -> float:
+        """Return how long [s] before a tick a frame may be captured and still count as of it."""
+        return 0.0 if self.lockstep else self.frame_tolerance_s
 
 
 def model_roots(config: PolicyConfig) -> list:

@@ -1,7 +1,9 @@
 """The policy controller's logic without ROS: observations in, one decision per tick out.
 
 policy_node hands it stamped joint states and camera frames, episode events, the manager's
-status and finished model loads; `tick` returns what to publish: the joint target of the tick
+status and finished model loads. A tick is the robot's: each joint state is answered once, as
+soon as every camera has a frame stamped at or after it (`RobotTicks`), so the arm acts on the
+freshest frames; `tick` returns what to publish: the joint target of the tick
 (or a hold at the measured position when an input is stale), the sampled tokens of a new chunk,
 and the timing document. Frames stay undecoded until a decision needs them (`decode`).
 """
@@ -13,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from selfimprove_ros.core.observation_sync import ObservationSync
-from selfimprove_ros.runtime.controller import (EpisodeFollower, LockstepTicks, Throttle,
+from selfimprove_ros.runtime.controller import (EpisodeFollower, RobotTicks, Throttle,
                                                 TimingReport)
 from selfimprove_ros.runtime.model_slot import ModelSlot
 from selfimprove_ros.runtime.policy_runtime import PolicyRuntime
@@ -31,7 +33,7 @@ class TickOutput:
 
 
 class PolicyController:
-    """Episode gating, staleness, lockstep ticking and model swaps around PolicyRuntime.
+    """Episode gating, staleness, ticks locked to the robot and model swaps around PolicyRuntime.
 
     `config` is a PolicyConfig; `log` has info/warning/error; `decode(frame)` turns a
     stored camera frame into RGB [H, W, 3] uint8.
@@ -44,34 +46,54 @@ class PolicyController:
         self.runtime = PolicyRuntime(config.instruction, config.temperature, config.seed)
         self.follower = EpisodeFollower(config.wait_for_recording)
         self.sync = ObservationSync([JOINTS, *config.cameras])
-        self.lockstep = LockstepTicks(self.sync, config.sync_timeout_s)
+        self.period_ns = int(round(config.control_period_s * 1e9))
+        # On a robot, joint states closer than 3/4 of a period (a faster driver) are one tick.
+        self.ticks = RobotTicks(self.sync, config.wait_s, int(config.tolerance_s * 1e9),
+                                0 if config.lockstep else self.period_ns * 3 // 4, clock)
+        self.unheard_tick_ns = None  # the last tick made up while the robot was silent
+        self.started_s = clock()     # silence from the robot is counted from here
         self.timing = TimingReport(clock)
         self.throttle = Throttle(2.0, clock)
         self.last_rejection = ''
 
     # Inputs -----------------------------------------------------------------------------------
     def on_joints(self, stamp_ns: int, positions):
-        """Keep the newest joint state; return the tick now due in lockstep (else None)."""
+        """Keep the newest joint state (a robot tick); return the tick now due, else None."""
         self.sync.add(JOINTS, stamp_ns, np.asarray(positions, dtype=np.float64), self.clock())
-        return self.lockstep_due()
+        return self.due()
 
     def on_frame(self, camera: str, stamp_ns: int, frame):
-        """Keep the newest frame of `camera`; return the tick now due in lockstep (else None)."""
+        """Keep the newest frame of `camera`; return the tick now due, else None."""
         self.sync.add(camera, stamp_ns, frame, self.clock())
-        return self.lockstep_due()
+        return self.due()
 
-    def lockstep_due(self, force: bool = False):
-        """Return the newest joint-state tick if it is due (lockstep only), else None."""
-        if not self.config.lockstep:
-            return None
-        return self.lockstep.due(self.sync.stamp(JOINTS), force)
+    def due(self, force: bool = False):
+        """Return the robot's newest tick if its observation is complete (or forced), else None."""
+        return self.ticks.due(self.sync.stamp(JOINTS), force)
 
     def overdue(self):
-        """Lockstep: return the newest tick once its frames were awaited in vain, else None."""
+        """Return the newest tick once its frames were awaited `wait_s` in vain, else None."""
+        return self.ticks.overdue(self.sync.stamp(JOINTS))
+
+    def robot_silence_s(self) -> float:
+        """Return how long [s] no joint state has arrived (since start-up before the first)."""
         arrived = self.sync.arrived(JOINTS)
-        if not self.config.lockstep or arrived is None:
+        return self.clock() - (self.started_s if arrived is None else arrived)
+
+    def unheard_tick(self, now_ns: int):
+        """On a robot: a tick at `now_ns` when no joint state came for two periods, else None.
+
+        Such a tick holds (its joint state is stale) and reports why, once per period, so a
+        silent robot shows on policy/timing instead of silencing the controller too. In
+        lockstep the simulator's silence is time standing still: no tick.
+        """
+        silent = self.robot_silence_s() > 2 * self.config.control_period_s
+        if self.config.lockstep or not silent:
             return None
-        return self.lockstep.overdue(self.sync.stamp(JOINTS), self.clock() - arrived)
+        if self.unheard_tick_ns is not None and now_ns - self.unheard_tick_ns < self.period_ns:
+            return None
+        self.unheard_tick_ns = now_ns
+        return now_ns
 
     def on_event(self, event: dict):
         """Act only inside recorded episodes; swap a waiting model in when one ends."""
@@ -132,8 +154,12 @@ class PolicyController:
         return swapped
 
     # Ticks ------------------------------------------------------------------------------------
-    def tick(self, tick_ns: int) -> TickOutput:
-        """Run one control tick at ROS time `tick_ns`."""
+    def tick(self, tick_ns: int, now_ns: int = None) -> TickOutput:
+        """Run one control tick: answer the robot's tick `tick_ns` at ROS time `now_ns`.
+
+        `now_ns` (default `tick_ns`, as in lockstep where time stands still) dates the
+        observation's age.
+        """
         started = self.clock()
         model = self.slot.live
         if model is None or not self.follower.acting:
@@ -153,8 +179,8 @@ class PolicyController:
             tokens = {'stamp_ns': tick_ns, 'version': decision.version,
                       'episode_id': self.follower.episode_id,
                       'tokens': decision.tokens.tolist(), 'log_prob': decision.log_prob}
-        oldest = min(self.sync.arrived(cam) for cam in cameras)
-        timing = self._timing(tick_ns, 'ok', started, stamps, inference_s, oldest)
+        arrivals = [self.sync.arrived(cam) for cam in cameras]
+        timing = self._timing(tick_ns, 'ok', started, stamps, inference_s, arrivals, now_ns)
         return TickOutput(timing, self.runtime.next_target(), tokens)
 
     def hold(self, tick_ns: int, stale: list, started: float) -> TickOutput:
@@ -166,11 +192,11 @@ class PolicyController:
                                        cause=f'stale input: {stale}'),
                           command=self.sync.latest(JOINTS))
 
-    def _timing(self, tick_ns, state, started, stamps=None, inference_s=0.0, oldest=None,
-                cause=''):
+    def _timing(self, tick_ns, state, started, stamps=None, inference_s=0.0, arrivals=(),
+                now_ns=None, cause=''):
         slot = self.slot
         return self.timing.report(
             tick_ns, state, started, version=slot.live.version if slot.live else '',
             pending_version=slot.pending.version if slot.pending else '',
             cause=cause or self.last_rejection, stamps=stamps, inference_s=inference_s,
-            oldest_arrival_s=oldest)
+            arrivals_s=arrivals, now_ns=now_ns)

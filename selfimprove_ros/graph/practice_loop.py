@@ -5,14 +5,16 @@ any tick-based environment with `reset(seed)`, `observe() -> (frames, joints [14
 `step(target [14])`, a latched `succeeded` flag and optionally `cameras`
 (sim.point_mass.PointMass is one):
 
-1. practice: the live policy version drives episodes at temperature 1 through `PolicyRuntime`;
-   each is written as a contract bag (`EpisodeRecording`) with its sampled tokens on
-   `policy/action_tokens`, as recorder_node would write it in a lockstep simulation;
+1. practice: the live policy version drives episodes at temperature 1 through
+   `PolicyController`, the core policy_node runs (episode events, observations, lockstep
+   ticks, model slot); each is written as a contract bag (`EpisodeRecording`) with the
+   tokens document policy_node publishes on `policy/action_tokens`, as recorder_node would
+   write it in a lockstep simulation;
 2. label: `label_bag` with the frozen Stage-1 reward.onnx, which is never replaced;
 3. learn: `ImproveRun.pending/decisions/iterate`: episodes of the live version only, the buffer
    cleared every iteration, a new version exported whose manifest names its parent;
-4. swap: `load_model` verifies the new policy.onnx and `ModelSlot.offer` makes it live
-   between episodes.
+4. swap: `load_model` verifies the new policy.onnx and the controller takes it between
+   episodes, as policy_node does.
 
 Success for evaluation is the environment's own flag (the simulator's ground truth); the
 learned steps-to-go only ever shapes the reward.
@@ -20,6 +22,7 @@ learned steps-to-go only ever shapes the reward.
 
 from dataclasses import dataclass
 import json
+import logging
 import os
 import time
 
@@ -28,14 +31,14 @@ import numpy as np
 from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata, new_episode_id
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.episode_events import make_event
-from selfimprove_ros.core.episode_progress import RunningEpisode
+from selfimprove_ros.episode.events import make_event
+from selfimprove_ros.episode.progress import RunningEpisode
 from selfimprove_ros.core.topics import QOS_CLASSES
 from selfimprove_ros.data.bag_messages import bool_cdr, image_cdr, joint_state_cdr, string_cdr
 from selfimprove_ros.runtime.episode_labelling import label_bag
-from selfimprove_ros.runtime.model_slot import ModelSlot
 from selfimprove_ros.runtime.onnx_model import load_model
-from selfimprove_ros.runtime.policy_runtime import PolicyRuntime
+from selfimprove_ros.runtime.policy_config import PolicyConfig
+from selfimprove_ros.runtime.policy_controller import PolicyController
 from selfimprove_ros.training.improve_run import ImproveRun
 from selfimprove_ros.training.run_export import export_run
 from selfimprove_ros.training.sft_data import load_sft_data
@@ -96,13 +99,14 @@ class EpisodeRecording:
                         stamp_ns)
         self._write(topics.SIM_SUCCESS, bool_cdr(success), stamp_ns)
 
-    def action(self, stamp_ns: int, target, decision=None):
-        """Record the command answering tick `stamp_ns` and, at a decision, its tokens."""
-        if decision is not None:
-            text = json.dumps({'stamp_ns': stamp_ns, 'version': decision.version,
-                               'episode_id': self.metadata.episode_id,
-                               'tokens': decision.tokens.tolist(),
-                               'log_prob': decision.log_prob})
+    def action(self, stamp_ns: int, target, tokens: dict = None):
+        """Record the command answering tick `stamp_ns` and, at a decision, its tokens document.
+
+        `tokens` is what policy_node publishes on policy/action_tokens (PolicyController's),
+        recorded under this bag's episode id.
+        """
+        if tokens is not None:
+            text = json.dumps(dict(tokens, episode_id=self.metadata.episode_id))
             self._write(topics.POLICY_ACTIONS, string_cdr(text), stamp_ns + _MS)
         self._write(topics.JOINT_COMMANDS, joint_state_cdr(stamp_ns, target), stamp_ns + 2 * _MS)
 
@@ -113,25 +117,61 @@ class EpisodeRecording:
 
 
 class PolicyActor:
-    """Acts with a loaded policy through PolicyRuntime: one sampled chunk per decision.
+    """Acts with a policy through PolicyController, as policy_node does in lockstep.
 
-    An actor has `reset(seed)` and `act(frames, joints, stamp_ns) -> (target [14], decision or
-    None)`; a scripted demonstrator (sim.point_mass.HesitantDemonstrator) is another.
+    An actor has `reset(seed)` and `act(frames, joints, stamp_ns) -> (target [14], tokens
+    document or None)`; a scripted demonstrator (sim.point_mass.HesitantDemonstrator) is
+    another. Each reset ends the controller's episode and starts the next; a model offered
+    (`offer`) during an episode goes live when it ends, as on a robot.
     """
 
-    def __init__(self, runtime: PolicyRuntime, model):
-        self.runtime, self.model = runtime, model
+    def __init__(self, model, spec: 'EpisodeSpec', temperature: float = 1.0, seed: int = 0,
+                 log=None):
+        config = PolicyConfig(
+            cameras=list(model.codec.config.cameras), lockstep=True, wait_for_recording=False,
+            instruction=spec.instruction, control_period_s=spec.control_period_s,
+            inference_budget_s=spec.control_period_s, temperature=temperature, seed=seed)
+        self.core = PolicyController(config, log or logging.getLogger('practice'),
+                                     decode=lambda frame: frame)
+        self.period_ns = int(round(spec.control_period_s * 1e9))
+        # The controller, like a robot, lives on one clock that only moves forward; episodes
+        # here restart theirs (evaluation at 0, practice at a wall-clock date that earlier
+        # simulated episodes may have run past), so each is shifted past the one before.
+        self.shift_ns, self.last_ns = None, 0
+        self.episodes = 0
+        self.offer(model)
+
+    def offer(self, model):
+        """Hand the controller a loaded model (live at once between episodes)."""
+        self.core.on_loads([model])
+
+    def end_episode(self):
+        """End the controller's episode, if any (a model waiting in the slot goes live)."""
+        if self.core.follower.episode_id is not None:
+            self.core.on_event({'event': 'end', 'episode_id': self.core.follower.episode_id})
 
     def reset(self, seed: int):
-        """Drop any chunk in progress (a new episode)."""
-        self.runtime.reset()
+        """End the controller's episode, if any, and start the next."""
+        self.end_episode()
+        self.shift_ns = None
+        self.episodes += 1
+        self.core.on_event({'event': 'start', 'episode_id': f'episode-{self.episodes}',
+                            'seed': seed})
 
     def act(self, frames: dict, joints, stamp_ns: int):
-        """Return (joint target [14], the Decision when a chunk was sampled now, else None)."""
-        decision = None
-        if self.runtime.needs_decision:
-            decision = self.runtime.decide(self.model, frames, joints, stamp_ns)
-        return self.runtime.next_target(), decision
+        """Answer the observation of tick `stamp_ns`: (joint target [14], tokens or None)."""
+        if self.shift_ns is None:
+            self.shift_ns = self.last_ns + self.period_ns - stamp_ns
+        tick_ns = self.last_ns = stamp_ns + self.shift_ns
+        self.core.on_joints(tick_ns, joints)
+        for camera, frame in frames.items():
+            if camera in self.core.config.cameras:
+                self.core.on_frame(camera, tick_ns, frame)
+        out = self.core.tick(tick_ns)
+        if out.timing['state'] != 'ok':
+            raise RuntimeError(f'the policy did not act at {stamp_ns}: {out.timing}')
+        tokens = out.tokens and dict(out.tokens, stamp_ns=stamp_ns)
+        return out.command, tokens
 
 
 def run_episode(env, actor, seed: int, spec: EpisodeSpec, recording=None, start_ns: int = 0):
@@ -153,9 +193,9 @@ def run_episode(env, actor, seed: int, spec: EpisodeSpec, recording=None, start_
             recording.observation(stamp, frames, joints, env.succeeded)
         if progress.observe(stamp, spec.period_ns):
             break
-        target, decision = actor.act(frames, joints, stamp)
+        target, tokens = actor.act(frames, joints, stamp)
         if recording is not None:
-            recording.action(stamp, target, decision)
+            recording.action(stamp, target, tokens)
         env.step(target)
     if recording is not None:
         recording.finish(stamp + 5 * _MS, progress.outcome, progress.cause)
@@ -185,17 +225,18 @@ def record_demonstrations(env, actor, bag_root: str, spec: EpisodeSpec, seeds, c
                            f'demo-{number:05d}-{seed}') for number, seed in enumerate(seeds)]
 
 
-def run_practice_episode(env, runtime: PolicyRuntime, model, bag_root: str, spec: EpisodeSpec,
-                         seed: int, episode_id: str = ''):
-    """Practise one episode with `model` (sampled by `runtime`); return (bag_dir, succeeded)."""
-    return record_episode(env, PolicyActor(runtime, model), bag_root, spec, seed,
-                          model.version, model.codec.config.cameras, episode_id)
+def run_practice_episode(env, actor: PolicyActor, bag_root: str, spec: EpisodeSpec, seed: int,
+                         episode_id: str = ''):
+    """Practise one episode with the actor's live model; return (bag_dir, succeeded)."""
+    model = actor.core.slot.live
+    return record_episode(env, actor, bag_root, spec, seed, model.version,
+                          model.codec.config.cameras, episode_id)
 
 
 def evaluate(env, model, seeds, spec: EpisodeSpec, temperature: float = 1.0,
              sample_seed: int = 0) -> list:
     """Return, per seed, whether the environment reported success in an unrecorded episode."""
-    actor = PolicyActor(PolicyRuntime(spec.instruction, temperature, sample_seed), model)
+    actor = PolicyActor(model, spec, temperature, sample_seed)
     return [run_episode(env, actor, int(seed), spec).success for seed in seeds]
 
 
@@ -219,9 +260,12 @@ class PracticeLoop:
         self.run = ImproveRun(run_dir, config, initial_model_dir=stage1_dir, log=log)
         live_dir = [entry['model_dir'] for entry in self.run.state['versions']
                     if entry['version'] == self.run.version][-1]
-        self.slot = ModelSlot()
-        self.slot.offer(self.load_policy(live_dir), in_episode=False, swap_during_episode=False)
-        self.runtime = PolicyRuntime(spec.instruction, temperature=1.0, seed=seed)
+        self.actor = PolicyActor(self.load_policy(live_dir), spec, temperature=1.0, seed=seed)
+
+    @property
+    def slot(self):
+        """Return the live and waiting versions (the controller's ModelSlot)."""
+        return self.actor.core.slot
 
     def load_policy(self, model_dir: str):
         """Verify and open a policy.onnx on the CPU."""
@@ -236,11 +280,10 @@ class PracticeLoop:
             # Bags sort by start second, then id: numbered ids keep the practice order, so
             # the learner sees the same decisions in the same order on every run.
             bag, success = run_practice_episode(
-                self.env, self.runtime, model, os.path.join(self.bag_root, model.version),
+                self.env, self.actor, os.path.join(self.bag_root, model.version),
                 self.spec, seed, f'it{iteration}-{number:05d}-{new_episode_id()[:6]}')
             label_bag(bag, self.reward, self.spec.control_period_s, self.config.success_bonus,
                       instruction=self.spec.instruction)
-            self.slot.between_episodes()  # where a robot takes a model that has arrived
             results.append((bag, success))
         self.bags += [bag for bag, _ in results]
         return results
@@ -253,9 +296,9 @@ class PracticeLoop:
         decisions = self.run.decisions(pending)
         self.run.record_outcomes(pending)  # the version's success count, as the learner keeps
         model_dir = self.run.iterate(pending, decisions)
-        swapped = self.slot.offer(self.load_policy(model_dir), in_episode=False,
-                                  swap_during_episode=False)
-        if not swapped or self.slot.live.version != self.run.version:
+        self.actor.end_episode()  # between episodes, where a robot takes a new model
+        self.actor.offer(self.load_policy(model_dir))
+        if self.slot.live.version != self.run.version:
             raise RuntimeError(f'new version {self.run.version} was not swapped in (live: '
                                f'{self.slot.live.version})')
         return {'parent': parent, 'version': self.run.version, 'model_dir': model_dir,

@@ -12,10 +12,9 @@ import time
 
 from selfimprove_ros.bag.episode_metadata import new_episode_id
 from selfimprove_ros.bag.verdict import record_verdict
-from selfimprove_ros.core.episode_events import make_event
-from selfimprove_ros.core.episode_state import (ENDED, EpisodeStateMachine, Phase,
-                                                TransitionError)
-from selfimprove_ros.runtime.episode_watch import EpisodeTally, EpisodeWatch
+from selfimprove_ros.episode.events import make_event
+from selfimprove_ros.episode.state import ENDED, EpisodeStateMachine, Phase, TransitionError
+from selfimprove_ros.episode.watch import EpisodeTally, EpisodeWatch
 
 REQUESTS = ('reset_done', 'abort', 'start', 'mark_failed')
 
@@ -276,6 +275,15 @@ class EpisodeCycle:
             self.publish_status()
             if self.machine.phase is Phase.READY and self.may_auto_start():
                 self.apply(self.start_episode())
+
+    def on_policy_timing(self, timing: dict):
+        """Follow the controller's version and state (a policy/timing document)."""
+        self.on_version(str(timing.get('version') or ''))
+        self.on_policy_state(str(timing.get('state', '')))
+
+    def on_policy_actions(self, actions: dict):
+        """Follow the version that sampled the tokens (a policy/action_tokens document)."""
+        self.on_version(str(actions.get('version') or ''))
 
     def on_policy_state(self, state: str):
         """Fault on a stale controller (stale camera input makes it hold)."""
