@@ -97,3 +97,78 @@ def test_a_full_disk_ends_its_episode_as_a_fault_and_the_next_records_again(tmp_
     # Chunks 0-4 and 5-9 were flushed; 10 and 11 only if the background flusher came first.
     assert 10 <= recovered.messages <= 12 and recovered.outcome == 'fault'
     assert not [p for p in check_bag(again[1]['path']) if p.severity == 'error']
+
+
+JOINTS, CAMERA = '/aloha1/joint_states', '/aloha1/cameras/cam_high/image_raw'
+
+
+def make_tick_recorder(tmp_path, clock):
+    events = []
+    config = RecorderConfig(bag_dir=str(tmp_path / 'bags'), end_grace_s=0.5)
+    recorder = EpisodeRecorder(
+        config, 'aloha1', [(JOINTS, 'sensor_msgs/msg/JointState', None),
+                           (CAMERA, 'sensor_msgs/msg/Image', None),
+                           (TOPIC, 'std_msgs/msg/String', None)],
+        lambda text: events.append(json.loads(text)), logging.getLogger('test'),
+        clock=lambda: clock[0])
+    return recorder, events
+
+
+def observe(recorder, stamp_ns, frame=True):
+    import numpy as np
+
+    from selfimprove_ros.data.bag_messages import image_cdr, joint_state_cdr
+    recorder.on_message(JOINTS, joint_state_cdr(stamp_ns, np.zeros(14)), stamp_ns)
+    if frame:
+        recorder.on_message(CAMERA, image_cdr(stamp_ns, np.zeros((4, 6, 3), np.uint8),
+                                              'cam_high'), stamp_ns)
+
+
+def recorded(path):
+    from selfimprove_ros.bag.inspection import BagReader
+    return [(topic, log_ns) for topic, _, log_ns, _ in BagReader(path).messages()]
+
+
+def test_the_last_ticks_frames_arriving_after_end_are_recorded_and_nothing_else(tmp_path):
+    clock = [0.0]
+    recorder, events = make_tick_recorder(tmp_path, clock)
+    recorder.on_event(make_event('start', episode_id='e1', robot='aloha1', task='t'), T0)
+    observe(recorder, T0 + 10**8)
+    observe(recorder, T0 + 2 * 10**8, frame=False)  # its frame is still being rendered
+    recorder.on_event(make_event('end', episode_id='e1', outcome='success'), T0 + 2 * 10**8)
+    assert [e['event'] for e in events] == ['recording']  # waits for the last frame
+    recorder.on_message(TOPIC, string_cdr('late'), T0 + 3 * 10**8)  # not the episode's
+    observe(recorder, T0 + 2 * 10**8, frame=True)  # the frame, and the joint state again
+    assert [e['event'] for e in events] == ['recording', 'saved']
+    messages = recorded(events[-1]['path'])
+    assert [t for t, _ in messages].count(CAMERA) == 2 and TOPIC not in [t for t, _ in messages]
+    assert [t for t, _ in messages].count(JOINTS) == 2
+    assert read_episode_file(events[-1]['path']).outcome == 'success'
+
+
+def test_a_last_frame_that_never_comes_closes_the_bag_after_the_grace(tmp_path):
+    clock = [0.0]
+    recorder, events = make_tick_recorder(tmp_path, clock)
+    recorder.on_event(make_event('start', episode_id='e2', robot='aloha1', task='t'), T0)
+    observe(recorder, T0 + 10**8, frame=False)
+    recorder.on_event(make_event('end', episode_id='e2', outcome='timeout'), T0 + 10**8)
+    recorder.poll()
+    assert [e['event'] for e in events] == ['recording']
+    clock[0] = 0.6
+    recorder.poll()
+    assert [e['event'] for e in events] == ['recording', 'saved']
+    assert events[-1]['outcome'] == 'timeout'
+
+
+def test_a_bag_opens_with_the_observation_its_start_answers(tmp_path):
+    clock = [0.0]
+    recorder, events = make_tick_recorder(tmp_path, clock)
+    observe(recorder, T0 - 10**8)  # the end of an earlier scene: not this episode's
+    observe(recorder, T0)          # the reset scene, observed before `start`
+    recorder.on_event(make_event('start', episode_id='e3', robot='aloha1', task='t'), T0)
+    observe(recorder, T0 + 10**8)
+    recorder.on_event(make_event('end', episode_id='e3', outcome='success'), T0 + 10**8)
+    messages = recorded(events[-1]['path'])
+    assert [t for t, _ in messages].count(JOINTS) == 2  # T0 and T0 + 0.1 s
+    assert [t for t, _ in messages].count(CAMERA) == 2
+    assert min(log_ns for _, log_ns in messages) == T0

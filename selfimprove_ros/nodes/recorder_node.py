@@ -8,6 +8,7 @@ failed write (a full disk) ends the episode as a fault (`EpisodeRecorder`).
 
 import os
 
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
@@ -38,6 +39,10 @@ class RecorderNode(Node):
                 message_class(spec.msgtype), spec.name,
                 lambda data, spec=spec: self.on_message(spec, data), self._subscribe_qos(spec),
                 raw=True)
+        # Steady time: after `end` the bag waits end_grace_s for the last frames, and /clock
+        # stops between episodes in lockstep simulation.
+        self.create_timer(0.05, self.recorder.poll,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f'recording {len(specs)} topics per episode into '
                                f'{os.path.abspath(self.config.bag_dir)}')
 
