@@ -68,9 +68,8 @@ def run(args) -> int:
 def build_stage1(task: str, work: str, demos: int, rollouts: int, overrides=(),
                  post_success_ticks: int = POST_SUCCESS_TICKS):
     """Run steps 1-4 in `work`; return (the final SFT run dir, provenance for its export)."""
-    from selfimprove_ros.cli.train import load_settings
     from selfimprove_ros.graph.description import config_path
-    from selfimprove_ros.training.sft_config import SftConfig
+    from selfimprove_ros.training.sft_config import load_settings, SftConfig
     if demos < 2:
         raise ValueError(f'--demos must be >= 2 (one validates), got {demos}')
     if rollouts < 0:
