@@ -15,7 +15,7 @@ from selfimprove_ros.bag.verdict import record_verdict
 from selfimprove_ros.cli.main import main
 from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.core.joints import JOINT_NAMES
-from selfimprove_ros.data import lerobot_export, lerobot_format, lerobot_import, lerobot_video
+from selfimprove_ros.data import lerobot_format, lerobot_import, lerobot_tables, lerobot_video
 from selfimprove_ros.data.dataset_config import DatasetConfig
 from selfimprove_ros.data.episode_loader import load_episodes
 from selfimprove_ros.runtime.episode_labelling import read_labels, tick_rewards, write_labels
@@ -312,7 +312,7 @@ def test_a_foreign_aloha_dataset_maps_joints_by_name_and_subsamples_50hz(tmp_pat
         'videos/observation.images.top/from_timestamp': [0.0],
         'videos/observation.images.top/to_timestamp': [frames / fps]}),
         root / 'meta/episodes/chunk-000/file-000.parquet')
-    lerobot_export._write_tasks(root / 'meta/tasks.parquet', ['transfer the cube'])
+    lerobot_tables.write_tasks(root / 'meta/tasks.parquet', ['transfer the cube'])
     motors = {'dtype': 'float32', 'shape': [14], 'names': {'motors': names}}
     (root / 'meta/info.json').write_text(json.dumps({
         'codebase_version': 'v3.0', 'robot_type': 'aloha', 'fps': fps,
