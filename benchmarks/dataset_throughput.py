@@ -86,15 +86,21 @@ def bench_load(bags, cameras, cache_dir: str, chunk_length: int) -> dict:
             'getitem_samples_per_s': count / read_s}
 
 
-def main():
+def main(argv=None):
     """Run the benchmark and save JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--bags', default=None, help='measure these bags instead')
     parser.add_argument('--cameras', nargs='*', default=CAMERAS)
-    parser.add_argument('--episodes', type=int, default=4)
-    parser.add_argument('--ticks', type=int, default=80)
+    parser.add_argument('--episodes', type=int, default=4,
+                        help='synthetic episodes per image size')
+    parser.add_argument('--ticks', type=int, default=80, help='ticks per synthetic episode')
     parser.add_argument('--chunk-length', type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument('--results', default=os.path.join(RESULTS, 'dataset_throughput.json'),
+                        help='where the JSON goes')
+    args = parser.parse_args(argv)
+    for name in ('episodes', 'ticks', 'chunk_length'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.bags:
@@ -109,8 +115,8 @@ def main():
             result['size_in'] = list(size) if size else 'recorded'
             results.append(result)
             print(json.dumps(result))
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, 'dataset_throughput.json')
+    path = args.results
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'w') as stream:
         json.dump({'bags': args.bags or 'synthetic', 'runs': results}, stream, indent=2)
     print(f'saved {path}')

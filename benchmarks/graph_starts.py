@@ -46,13 +46,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', required=True, help='exported model directory (policy and '
                         'reward), e.g. runs/demo/transfer_cube/models/stage1')
-    parser.add_argument('--starts', type=int, default=25)
+    parser.add_argument('--starts', type=int, default=25, help='graphs to start, one by one')
     parser.add_argument('--transport', default='DEFAULT',
                         help='FASTDDS_BUILTIN_TRANSPORTS of the graphs (DEFAULT, LARGE_DATA, ...)')
     parser.add_argument('--wait-s', type=float, default=40.0,
                         help='a start with no episode begun by then counts as stalled [s]')
     parser.add_argument('--out', default='runs/graph_starts')
+    parser.add_argument('--results', help='where the JSON goes (default benchmarks/results/'
+                        'graph_starts_<transport>.json)')
     args = parser.parse_args(argv)
+    if args.starts < 1:
+        parser.error(f'--starts must be >= 1, got {args.starts}')
+    if args.wait_s <= 0:
+        parser.error(f'--wait-s must be > 0, got {args.wait_s}')
     os.environ['FASTDDS_BUILTIN_TRANSPORTS'] = args.transport
     model = os.path.abspath(args.model)
     times = []
@@ -65,8 +71,8 @@ def main(argv=None):
         print(f'start {number}: {verdict}', flush=True)
     stalled = sum(t < 0 for t in times)
     print(f'{args.transport}: {stalled} of {len(times)} starts stalled')
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f'graph_starts_{args.transport}.json')
+    path = args.results or os.path.join(RESULTS, f'graph_starts_{args.transport}.json')
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'w') as stream:
         json.dump({'transport': args.transport, 'starts': len(times), 'stalled': stalled,
                    'seconds_to_first_episode': times, 'wait_s': args.wait_s,

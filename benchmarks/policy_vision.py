@@ -78,11 +78,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', required=True, help='exported model directory (policy.onnx)')
     parser.add_argument('--bags', required=True, help='held-out successful episode bags')
-    parser.add_argument('--episodes', type=int, default=12)
+    parser.add_argument('--episodes', type=int, default=12,
+                        help='bags to read (the successful ones among them are measured)')
     parser.add_argument('--ticks', type=int, nargs='+', default=[10, 20, 30, 40])
     parser.add_argument('--arm', choices=sorted(ARMS), default='right',
                         help='the arm that does the task (transfer_cube: right grasps)')
+    parser.add_argument('--results', help='where the JSON goes (default benchmarks/results/'
+                        'policy_vision_<model version>.json)')
     args = parser.parse_args(argv)
+    if args.episodes < 2:
+        parser.error(f'--episodes must be >= 2 (each is compared with another), got '
+                     f'{args.episodes}')
+    if min(args.ticks) < 0:
+        parser.error(f'--ticks must be >= 0, got {min(args.ticks)}')
     model = load_policy(args.model)
     episodes = successful_episodes(model, args.bags, args.episodes)
     rows = measure(model, episodes, args.ticks, ARMS[args.arm])
@@ -91,8 +99,8 @@ def main(argv=None):
     for row in rows:
         print(f'{row["tick"]:>5} {row["own_frames"]:>11.4f} {row["other_scene_frames"]:>12.4f} '
               f'{row["hold"]:>8.4f}')
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f'policy_vision_{model.version}.json')
+    path = args.results or os.path.join(RESULTS, f'policy_vision_{model.version}.json')
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'w') as stream:
         json.dump({'model': model.version, 'bags': os.path.abspath(args.bags), 'arm': args.arm,
                    'rows': rows}, stream, indent=1)

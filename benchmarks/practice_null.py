@@ -58,7 +58,7 @@ def evaluation(model_dir: str, stage1: str, out: str, args) -> dict:
     from selfimprove_ros.cli.evaluate import evaluate
     shutil.rmtree(out, ignore_errors=True)
     report = evaluate(model_dir, stage1, args.task, args.episodes, out, seed=EVAL_SEED,
-                      temperature=args.temperature)
+                      max_ticks=args.max_ticks, temperature=args.temperature)
     return report['sim_success']
 
 
@@ -76,15 +76,18 @@ def parse_args(argv=None):
     parser.add_argument('--temperature', type=float, default=0.0,
                         help='sampling temperature of the evaluations (0 = greedy; 1 = the '
                         'policy that practised, which is what REINFORCE improves)')
+    parser.add_argument('--max-ticks', type=int, default=100,
+                        help='evaluation episode limit [ticks]')
     parser.add_argument('--task', default='transfer_cube')
     parser.add_argument('--out', default=os.path.join('runs', 'practice_null'))
     parser.add_argument('--results', default=os.path.join(RESULTS, 'practice_null.json'))
     args = parser.parse_args(argv)
     if args.temperature < 0:
         parser.error(f'--temperature must be >= 0, got {args.temperature}')
-    for name in ('iterations', 'episodes'):
+    for name in ('iterations', 'episodes', 'max_ticks'):
         if getattr(args, name) < 1:
-            parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
+            parser.error(f'--{name.replace("_", "-")} must be >= 1, got '
+                         f'{getattr(args, name)}')
     return args
 
 

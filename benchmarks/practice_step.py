@@ -56,7 +56,19 @@ def main(argv=None):
     parser.add_argument('--arm', choices=sorted(policy_vision.ARMS), default='right')
     parser.add_argument('--out', default=os.path.join('runs', 'practice_step'),
                         help='scratch folder for the replayed runs')
+    parser.add_argument('--results', help='where the JSON goes (default benchmarks/results/'
+                        'practice_step_<stage-1 version>.json)')
     args = parser.parse_args(argv)
+    for name in ('updates', 'batch'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
+    if args.episodes < 2:
+        parser.error(f'--episodes must be >= 2 (policy_vision compares episodes), got '
+                     f'{args.episodes}')
+    if min(args.lrs) <= 0:
+        parser.error(f'--lrs must be > 0, got {min(args.lrs)}')
+    if min(args.ticks) < 0:
+        parser.error(f'--ticks must be >= 0, got {min(args.ticks)}')
     arm = policy_vision.ARMS[args.arm]
     model = policy_vision.load_policy(args.stage1)
     episodes = policy_vision.successful_episodes(model, args.demos, args.episodes)
@@ -80,8 +92,8 @@ def main(argv=None):
         print(f'{row["lr"] or "Stage 1":>8} {row["baseline"] or "-":>9} '
               + ' '.join(f'{e["own_frames"]:>7.4f}' for e in row['errors'])
               + f' {row["ratio_to_stage1"]:>9.2f}x')
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f'practice_step_{model.version}.json')
+    path = args.results or os.path.join(RESULTS, f'practice_step_{model.version}.json')
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'w') as stream:
         json.dump({'stage1': os.path.abspath(args.stage1), 'argv': argv or sys.argv[1:],
                    'practice': os.path.abspath(args.practice), 'rows': rows}, stream, indent=1)

@@ -54,6 +54,7 @@ def main(argv=None):
                                      practice_episodes=used, iteration=entry['iteration'],
                                      train_metrics=entry.get('metrics', {})))
     bench.print_table(rows)
+    os.makedirs(os.path.dirname(os.path.abspath(own.results)), exist_ok=True)
     with open(own.results, 'w') as stream:
         json.dump({'stage1': stage1, 'reward': reward, 'argv': argv or sys.argv[1:], 'rows': rows,
                    'practice_outcomes': run.history.to_dict(), 'timings_s': times.times,

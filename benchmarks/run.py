@@ -17,8 +17,8 @@ import psutil
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 
 
-def bench_sim(task: str, ticks: int, size) -> dict:
-    """Physics per 0.1 s tick and render time per camera at `size`."""
+def bench_sim(task: str, ticks: int, size, renders: int = 20) -> dict:
+    """Physics per 0.1 s tick and render time per camera at `size` (mean of `renders`)."""
     from selfimprove_ros.core.topics import CAMERA_NAMES
     from selfimprove_ros.sim.aloha_sim import AlohaSim, SimConfig, SimRenderer
     sim = AlohaSim(SimConfig(task=task))
@@ -32,9 +32,9 @@ def bench_sim(task: str, ticks: int, size) -> dict:
     render_ms = {}
     for camera in CAMERA_NAMES:
         start = time.perf_counter()
-        for _ in range(20):
+        for _ in range(renders):
             renderer.render(sim.full_qpos(), camera)
-        render_ms[camera] = (time.perf_counter() - start) / 20 * 1e3
+        render_ms[camera] = (time.perf_counter() - start) / renders * 1e3
     renderer.close()
     return {'task': task, 'size': list(size), 'physics_ms_per_tick': physics_s * 1e3,
             'physics_real_time_factor': sim.config.control_period_s / physics_s,
@@ -115,18 +115,49 @@ def bench_recorder(size, messages: int) -> dict:
             'four_cams_10hz_load_pct': 100.0 * 40 / (messages / seconds)}
 
 
-def main():
+def camera_size(text: str) -> tuple:
+    """Parse HxW (e.g. 240x320) into (H, W)."""
+    try:
+        height, width = (int(part) for part in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected HxW such as 240x320, got {text!r}')
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f'a camera size must be positive, got {text!r}')
+    return height, width
+
+
+def main(argv=None):
     """Run everything and save JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--seconds', type=float, default=15.0)
-    args = parser.parse_args()
+    parser.add_argument('--seconds', type=float, default=15.0,
+                        help='camera delivery window per camera size [s]')
+    parser.add_argument('--ticks', type=int, default=100,
+                        help='physics ticks per task at 120x160; the 480x640 pass runs a fifth '
+                        'of them (at least one)')
+    parser.add_argument('--renders', type=int, default=20,
+                        help='renders per camera timed in each simulator pass')
+    parser.add_argument('--messages', type=int, default=300,
+                        help='images written per recorder size')
+    parser.add_argument('--camera-sizes', type=camera_size, nargs='+',
+                        default=[(240, 320), (480, 640)], metavar='HxW',
+                        help='camera image sizes of the delivery graph (default 240x320 '
+                        '480x640)')
+    parser.add_argument('--results', default=os.path.join(RESULTS, 'foundation.json'),
+                        help='where the JSON goes')
+    args = parser.parse_args(argv)
+    for name in ('ticks', 'renders', 'messages'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
+    if args.seconds <= 0:
+        parser.error(f'--seconds must be > 0, got {args.seconds}')
     tasks = ('transfer_cube', 'insertion')
-    results = {'sim': [bench_sim(task, 100, (120, 160)) for task in tasks],
-               'sim_480x640': bench_sim('transfer_cube', 20, (480, 640)),
-               'recorder': [bench_recorder(s, 300) for s in ((240, 320), (480, 640))],
-               'cameras': [bench_cameras(s, args.seconds) for s in ((240, 320), (480, 640))]}
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, 'foundation.json')
+    results = {'sim': [bench_sim(task, args.ticks, (120, 160), args.renders) for task in tasks],
+               'sim_480x640': bench_sim('transfer_cube', max(1, args.ticks // 5), (480, 640),
+                                        args.renders),
+               'recorder': [bench_recorder(s, args.messages) for s in ((240, 320), (480, 640))],
+               'cameras': [bench_cameras(s, args.seconds) for s in args.camera_sizes]}
+    path = args.results
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'w') as stream:
         json.dump(results, stream, indent=2)
     print(json.dumps(results, indent=2))

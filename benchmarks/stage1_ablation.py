@@ -44,10 +44,18 @@ def parse_args(argv=None):
     parser.add_argument('--k', type=int, default=100, help='demonstrations to collect/use')
     parser.add_argument('--steps', type=int, default=3000, help='SFT steps per variant')
     parser.add_argument('--episodes', type=int, default=100, help='evaluation episodes')
+    parser.add_argument('--max-ticks', type=int, default=100,
+                        help='evaluation episode limit [ticks]')
     parser.add_argument('--threads', type=int, default=1, help='torch threads of SFT')
     parser.add_argument('--out', default='runs/stage1_ablation')
     parser.add_argument('--results', default=os.path.join(RESULTS, 'stage1_ablation.json'))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ('k', 'steps', 'episodes', 'max_ticks'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    if args.threads < 0:
+        parser.error(f'--threads must be >= 0, got {args.threads}')
+    return args
 
 
 def ensure_demos(args):
@@ -92,12 +100,14 @@ def evaluation(variant: str, model_dir: str, args) -> dict:
     """Greedy episodes on the unseen scenes; reuse a finished report."""
     from selfimprove_ros.cli.evaluate import evaluate
     out = os.path.join(args.out, f'eval_{variant}_{args.steps}steps_{args.episodes}ep')
+    if args.max_ticks != 100:  # another episode limit is another evaluation
+        out += f'_{args.max_ticks}ticks'
     path = os.path.join(out, 'eval.json')
     if os.path.exists(path):
         with open(path) as handle:
             return json.load(handle)
     return evaluate(model_dir, model_dir, 'transfer_cube', args.episodes, out, seed=EVAL_SEED,
-                    max_ticks=100, temperature=0.0)
+                    max_ticks=args.max_ticks, temperature=0.0)
 
 
 def row(variant: str, model_dir: str, report: dict) -> dict:
@@ -125,10 +135,11 @@ def main(argv=None):
     for variant in args.variants:
         model_dir = train(variant, args)
         rows.append(row(variant, model_dir, evaluation(variant, model_dir, args)))
-        os.makedirs(os.path.dirname(args.results), exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
         with open(args.results, 'w') as handle:
             json.dump({'demos': args.demos, 'k': args.k, 'steps': args.steps,
-                       'episodes': args.episodes, 'eval_seed': EVAL_SEED, 'machine': machine(),
+                       'episodes': args.episodes, 'max_ticks': args.max_ticks,
+                       'eval_seed': EVAL_SEED, 'machine': machine(),
                        'rows': rows}, handle, indent=1)
         print(f'{variant}: sim {rows[-1]["sim_success"]["describe"]}, localisation '
               f'{rows[-1]["localisation"]}', flush=True)

@@ -54,13 +54,23 @@ def measure(encoder: str, freeze: bool, steps: int, batch: int, episodes: int,
 def main(argv=None):
     """Run the measurements, print a table, save JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--steps', type=int, default=30)
-    parser.add_argument('--batch', type=int, default=64)
+    parser.add_argument('--steps', type=int, default=30,
+                        help='timed steps of small_cnn; ResNet-18 runs a quarter (at least 5)')
+    parser.add_argument('--batch', type=int, default=64, help='samples per step (even)')
     parser.add_argument('--quick', action='store_true', help='small_cnn only')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch threads (0 = torch default); 1 is far faster on a busy '
                         '2-core machine')
+    parser.add_argument('--results', default=os.path.join(RESULTS, 'training_throughput.json'),
+                        help='where the JSON goes')
     args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error(f'--steps must be >= 1, got {args.steps}')
+    if args.batch < 2 or args.batch % 2:
+        parser.error(f'--batch must be even and >= 2 (half BC, half steps-to-go), got '
+                     f'{args.batch}')
+    if args.threads < 0:
+        parser.error(f'--threads must be >= 0, got {args.threads}')
     cases = [('small_cnn', False)] + ([] if args.quick else [('resnet18', True),
                                                              ('resnet18', False)])
     rows = [measure(enc, frz, args.steps if enc == 'small_cnn' else max(5, args.steps // 4),
@@ -69,8 +79,8 @@ def main(argv=None):
         print(f'{row["encoder"]:10s} frozen={row["freeze_encoder"]!s:5s} '
               f'{row["samples_per_s"]:8.1f} samples/s  {row["ms_per_step"]:7.1f} ms/step  '
               f'data wait {row["data_wait_fraction"] * 100:4.1f}%')
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, 'training_throughput.json'), 'w') as handle:
+    os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+    with open(args.results, 'w') as handle:
         json.dump({'cpu_count': os.cpu_count(), 'load_average': os.getloadavg(), 'rows': rows},
                   handle, indent=1)
 

@@ -1,13 +1,23 @@
 """Benchmarks are measurements, not tests, but they must keep running: each one is started
-here with its help (imports, arguments) and the runtime-latency graph for a few seconds."""
+here with its help (imports, arguments) and once for real at the tiniest sizes its command
+line allows, its JSON written under tmp_path. Only behaviour is checked (the JSON and its rows),
+never a time.
+
+Those that run the MuJoCo sim through a ROS graph (evaluation, collection, practice) run here
+with sim_stand_in.py playing the graph's part on the point-mass task in this process: every
+step of the benchmark around the graph (its phases, SFT, exports, labelled bags, reports,
+ImproveRun, the result JSON) is real. Those whose point is the graph itself (foundation,
+graph-starts, runtime) start it, marked `graph`."""
 
 import glob
 import json
 import os
+import shutil
 import sys
 
 import pytest
 
+import sim_stand_in
 from selfimprove_ros.cli import bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,3 +46,256 @@ def test_runtime_latency_measures_a_live_policy(tmp_path):
     main(['--seconds', '3', '--warmup', '2', '--models', 'default', '--results', str(results)])
     (row,) = json.loads(results.read_text())['models']
     assert row['name'] == 'default' and row['steady']['ticks'] > 0
+
+
+# Tiny real runs ---------------------------------------------------------------------------------
+# Each benchmark and the test that runs it; a new benchmark must join.
+TINY_RUNS = {'foundation': 'test_foundation_tiny', 'dataset': 'test_dataset_throughput_tiny',
+             'training': 'test_training_throughput_tiny',
+             'runtime': 'test_runtime_latency_measures_a_live_policy',
+             'toy': 'test_toy_improvement_tiny',
+             'sample-efficiency': 'test_sample_efficiency_tiny',
+             'reward-negatives': 'test_reward_negatives_tiny',
+             'graph-starts': 'test_graph_starts_tiny', 'policy-vision': 'test_policy_vision_tiny',
+             'practice-step': 'test_practice_step_tiny',
+             'stage1-ablation': 'test_stage1_ablation_tiny',
+             'practice-null': 'test_practice_null_tiny', 'faults': 'test_faults_tiny'}
+
+
+def test_every_benchmark_has_a_tiny_run():
+    assert set(TINY_RUNS) == set(bench.BENCHMARKS)
+    assert all(callable(globals().get(test)) for test in TINY_RUNS.values())
+
+
+@pytest.mark.parametrize('name, argv', [
+    ('dataset', ['--ticks', '0']), ('training', ['--batch', '3']),
+    ('foundation', ['--camera-sizes', '0x32']), ('foundation', ['--renders', '0']),
+    ('toy', ['--sft-steps', '0']), ('faults', ['--only', 'everything']),
+    ('graph-starts', ['--model', 'm', '--starts', '0']),
+    ('policy-vision', ['--model', 'm', '--bags', 'b', '--episodes', '1']),
+    ('practice-step', ['--stage1', 's', '--practice', 'p', '--demos', 'd', '--updates', '0']),
+    ('practice-null', ['--stage1', 's', '--practice', 'p', '--max-ticks', '0']),
+    ('stage1-ablation', ['--max-ticks', '0'])])
+def test_the_tiny_size_options_refuse_what_cannot_run(name, argv, capsys):
+    with pytest.raises(SystemExit) as done:
+        bench.load(name).main(argv)
+    assert done.value.code == 2 and 'error:' in capsys.readouterr().err
+
+
+@pytest.fixture(autouse=True)
+def process_state():
+    """Benchmarks are programs: give back the environment and torch threads they change."""
+    import torch
+    environ, threads = dict(os.environ), torch.get_num_threads()
+    yield
+    os.environ.clear()
+    os.environ.update(environ)
+    torch.set_num_threads(threads)
+
+
+def quiet(*_):
+    pass
+
+
+def read(path) -> dict:
+    with open(path) as stream:
+        return json.load(stream)
+
+
+@pytest.fixture(scope='module')
+def toy_stage1(tmp_path_factory):
+    """A point-mass Stage 1 (policy.pt beside it, as shipped), its demonstrations and two
+    labelled practice episodes of its version: what the replay benchmarks read."""
+    from selfimprove_ros.graph.practice_loop import (EpisodeSpec, PracticeLoop,
+                                                     record_demonstrations, train_stage_one)
+    from selfimprove_ros.model.manifest import read_manifest
+    from selfimprove_ros.model.model_config import ModelConfig
+    from selfimprove_ros.sim import point_mass as pm
+    from selfimprove_ros.training.reinforce_config import ReinforceConfig
+    from selfimprove_ros.training.sft_config import SftConfig
+    import torch
+    threads = torch.get_num_threads()  # training here sets it to the recipe's
+    root = tmp_path_factory.mktemp('toy_stage1')
+    env = pm.PointMass()
+    demos = str(root / 'demos')
+    record_demonstrations(env, pm.HesitantDemonstrator(env), demos,
+                          EpisodeSpec(instruction=pm.INSTRUCTION,
+                                      max_ticks=pm.DEMONSTRATION_TICKS),
+                          range(20_000, 20_004), env.cameras)
+    config = SftConfig(model=ModelConfig(**pm.MODEL), **dict(pm.SFT, steps=10))
+    stage1 = train_stage_one(demos, str(root / 'sft'), config, str(root / 'stage1'), log=quiet)
+    checkpoint = read_manifest(stage1)['provenance']['checkpoints']['policy']['path']
+    shutil.copyfile(checkpoint, os.path.join(stage1, 'policy.pt'))
+    practice = str(root / 'practice')
+    loop = PracticeLoop(env, stage1, str(root / 'improve'), practice,
+                        ReinforceConfig(**pm.REINFORCE),
+                        EpisodeSpec(instruction=pm.INSTRUCTION, max_ticks=pm.PRACTICE_TICKS),
+                        log=quiet)
+    loop.practise(2)
+    torch.set_num_threads(threads)
+    return {'stage1': stage1, 'demos': demos, 'practice': practice,
+            'version': read_manifest(stage1)['version']}
+
+
+def test_dataset_throughput_tiny(tmp_path):
+    results = tmp_path / 'dataset.json'
+    bench.load('dataset').main(['--episodes', '1', '--ticks', '2', '--chunk-length', '1',
+                                '--results', str(results)])
+    runs = read(results)['runs']
+    assert [run['size_in'] for run in runs] == [[120, 160], [480, 640]]
+    assert all(run['episodes'] == 1 and run['samples'] > 0 and run['cameras'] == 4
+               for run in runs)
+
+
+def test_training_throughput_tiny(tmp_path):
+    results = tmp_path / 'training.json'
+    bench.load('training').main(['--steps', '1', '--batch', '2', '--threads', '1',
+                                 '--results', str(results)])
+    rows = read(results)['rows']
+    assert [(row['encoder'], row['freeze_encoder']) for row in rows] == [
+        ('small_cnn', False), ('resnet18', True), ('resnet18', False)]
+    assert [row['steps'] for row in rows] == [1, 5, 5]
+    assert all(row['samples_per_s'] > 0 and 0 <= row['data_wait_fraction'] <= 1 for row in rows)
+
+
+def test_toy_improvement_tiny(tmp_path):
+    results = tmp_path / 'toy.json'
+    bench.load('toy').main(['--iterations', '1', '--episodes', '1', '--evaluation-episodes',
+                            '1', '--demonstrations', '2', '--sft-steps', '2',
+                            '--out', str(results)])
+    found = read(results)
+    assert (found['demonstrations'], found['sft_steps']) == (2, 2)
+    assert [entry['iteration'] for entry in found['history']] == [0, 1]
+    assert found['history'][1]['version'].endswith('-it1')
+    assert {'success_rate', 'greedy_success_rate'} <= set(found['history'][1])
+
+
+def test_faults_tiny(tmp_path):
+    # Every fast group but `trainer` (a 400-step SFT run killed and resumed in subprocesses;
+    # test_sft.py kills and resumes training).
+    faults = bench.load('faults')
+    groups = [name for name in faults.FAST_ROWS if name != 'trainer']
+    results, report = tmp_path / 'faults.json', tmp_path / 'reliability.md'
+    report.write_text(f'# Reliability\n\n{faults.BEGIN}\nold\n{faults.END}\nafter\n')
+    code = faults.main(['--only', *groups, '--results', str(results), '--report', str(report)])
+    found = read(results)
+    assert found['groups'] == groups and not found['graph']
+    # recorder 1, stopped 1, disk 1, models 6 (five damaged models, a foreign one), inputs 5,
+    # data 3, cli 6.
+    assert len(found['rows']) == 23
+    assert all({'fault', 'held', 'what_held', 'message'} <= set(row) for row in found['rows'])
+    assert code == (0 if all(row['held'] for row in found['rows']) else 1)
+    table = report.read_text().split(faults.BEGIN)[1].split(faults.END)[0]
+    assert table.count('\n| ') == 1 + 23 and report.read_text().endswith('after\n')
+
+
+def test_policy_vision_tiny(tmp_path, toy_stage1):
+    results = tmp_path / 'vision.json'
+    bench.load('policy-vision').main(['--model', toy_stage1['stage1'], '--bags',
+                                      toy_stage1['demos'], '--episodes', '2', '--ticks', '1',
+                                      '--arm', 'left', '--results', str(results)])
+    found = read(results)
+    assert found['model'] == toy_stage1['version']
+    (row,) = found['rows']
+    assert row['tick'] == 1 and row['episodes'] == 2
+    assert {'own_frames', 'other_scene_frames', 'hold'} <= set(row)
+
+
+def test_practice_step_tiny(tmp_path, toy_stage1):
+    results = tmp_path / 'step.json'
+    bench.load('practice-step').main([
+        '--stage1', toy_stage1['stage1'], '--practice', toy_stage1['practice'],
+        '--demos', toy_stage1['demos'], '--lrs', '1e-4', '--baselines', 'none', '--updates', '1',
+        '--batch', '2', '--episodes', '2', '--ticks', '1', '--arm', 'left',
+        '--out', str(tmp_path / 'runs'), '--results', str(results)])
+    rows = read(results)['rows']
+    assert [(row['lr'], row['baseline']) for row in rows] == [(None, None), (1e-4, 'none')]
+    assert all(len(row['errors']) == 1 and 'ratio_to_stage1' in row for row in rows)
+
+
+def test_practice_null_tiny(tmp_path, toy_stage1, monkeypatch):
+    sim_stand_in.install(monkeypatch)
+    results = tmp_path / 'null.json'
+    bench.load('practice-null').main([
+        '--stage1', toy_stage1['stage1'], '--practice', toy_stage1['practice'],
+        '--iterations', '1', '--episodes', '1', '--max-ticks', '3',
+        '--set', 'updates_per_iteration=1', 'batch_size=2',
+        '--out', str(tmp_path / 'runs'), '--results', str(results)])
+    found = read(results)
+    assert set(found['rows']) == {'stage1', 'real', 'shuffled'}
+    assert all(row['trials'] == 1 for row in found['rows'].values())
+    assert 0 <= found['p_real_beats_shuffled'] <= 1
+
+
+def test_reward_negatives_tiny(tmp_path, toy_stage1, monkeypatch):
+    sim_stand_in.install(monkeypatch)
+    results = tmp_path / 'negatives.json'
+    bench.load('reward-negatives').main([
+        '--stage1', toy_stage1['stage1'], '--case', str(tmp_path / 'case'),
+        '--results', str(results), '--task', 'transfer_cube', '--seeds', '0', '--k', '1',
+        '--practice-fraction', '1', '--eval-episodes', '1', '--iterations', '1',
+        '--updates', '1', '--batch', '2', '--max-ticks', '3', '--device', 'cpu',
+        '--threads', '1'])
+    rows = read(results)['rows']
+    assert [(row['method'], row.get('iteration')) for row in rows] == [('bc_k', None),
+                                                                       ('k_si', 1)]
+    assert rows[1]['practice_episodes'] == 1
+    assert all(row['sim_success']['trials'] == 1 for row in rows)
+
+
+def test_sample_efficiency_tiny(tmp_path, monkeypatch):
+    sim_stand_in.install(monkeypatch)
+    results = tmp_path / 'efficiency.json'
+    bench.load('sample-efficiency').main([
+        '--task', 'transfer_cube', '--k', '1', '--seeds', '0', '--sft-steps', '1',
+        '--sft-batch', '2', '--eval-episodes', '1', '--iterations', '1', '--updates', '1',
+        '--batch', '2', '--practice-fraction', '1', '--max-ticks', '3', '--val-fraction', '0',
+        '--device', 'cpu', '--threads', '1', '--out', str(tmp_path / 'runs'),
+        '--results', str(results)])
+    found = read(results)
+    assert found['complete']
+    assert [row['method'] for row in found['rows']] == ['bc_k', 'bc_2k', 'k_si']
+    assert [row['demos'] for row in found['rows']] == [1, 2, 1]
+    assert {row['method'] for row in found['pooled']} == {'bc_k', 'bc_2k', 'k_si'}
+    (case,) = found['cases']
+    assert sum(case['demo_outcomes']['all_2k'].values()) == 2
+
+
+def test_stage1_ablation_tiny(tmp_path, monkeypatch):
+    sim_stand_in.install(monkeypatch)
+    results = tmp_path / 'ablation.json'
+    bench.load('stage1-ablation').main([
+        '--variants', 'recipe', '--demos', str(tmp_path / 'demos'), '--k', '2', '--steps', '1',
+        '--episodes', '1', '--max-ticks', '3', '--threads', '1', '--out', str(tmp_path / 'runs'),
+        '--results', str(results)])
+    found = read(results)
+    assert (found['k'], found['steps'], found['episodes'], found['max_ticks']) == (2, 1, 1, 3)
+    (row,) = found['rows']
+    assert row['variant'] == 'recipe' and row['sim_success']['trials'] == 1
+
+
+@pytest.mark.graph
+def test_foundation_tiny(tmp_path):
+    results = tmp_path / 'foundation.json'
+    bench.load('foundation').main(['--seconds', '1', '--ticks', '1', '--renders', '1',
+                                   '--messages', '2', '--camera-sizes', '24x32',
+                                   '--results', str(results)])
+    found = read(results)
+    assert [run['task'] for run in found['sim']] == ['transfer_cube', 'insertion']
+    assert found['sim_480x640']['size'] == [480, 640]
+    assert [run['messages'] for run in found['recorder']] == [2, 2]
+    (cameras,) = found['cameras']
+    assert cameras['size'] == [24, 32] and set(cameras['frames']) == {
+        'cam_high', 'cam_low', 'cam_left_wrist', 'cam_right_wrist'}
+
+
+@pytest.mark.graph
+def test_graph_starts_tiny(tmp_path):
+    from model_factory import tiny_model_dir
+    model, _, _ = tiny_model_dir(tmp_path / 'model')
+    results = tmp_path / 'starts.json'
+    bench.load('graph-starts').main(['--model', model, '--starts', '1', '--wait-s', '120',
+                                     '--out', str(tmp_path / 'runs'), '--results', str(results)])
+    found = read(results)
+    assert found['starts'] == 1 and len(found['seconds_to_first_episode']) == 1
+    assert found['stalled'] in (0, 1)
