@@ -1,4 +1,5 @@
-"""The episode manager's logic without ROS: EpisodeCycle with a fake io, EpisodeWatch rules."""
+"""The episode manager's logic without ROS: the EpisodeStateMachine's phases, EpisodeCycle with a
+fake io, EpisodeWatch rules."""
 
 import json
 import logging
@@ -7,6 +8,7 @@ import pytest
 
 from selfimprove_ros.console.status import parse_status
 from selfimprove_ros.episode.cycle import EpisodeCycle
+from selfimprove_ros.episode.state import EpisodeStateMachine, Phase, TransitionError
 from selfimprove_ros.episode.watch import EpisodeTally, EpisodeWatch
 from selfimprove_ros.episode.episode_manager_config import EpisodeManagerConfig
 
@@ -349,3 +351,43 @@ def test_the_operator_marks_the_last_saved_episode_failed_in_its_bag(tmp_path):
     (bag / 'episode.yaml').unlink()  # a bag that went away: refused, with the reason
     accepted, message = cycle.request('mark_failed')
     assert not accepted and 'no episode.yaml' in message
+
+
+def test_episode_cycle_through_every_ending():
+    for end, expected in (('success', Phase.SUCCESS), ('abort', Phase.ABORTED),
+                          ('fault', Phase.FAULT), ('timeout', Phase.TIMEOUT)):
+        machine = EpisodeStateMachine(max_ticks=3)
+        assert machine.reset_done().phase is Phase.READY
+        assert machine.start('e1').phase is Phase.RUNNING
+        if end == 'success':
+            machine.success('d <= s')
+        elif end == 'abort':
+            machine.abort()
+        elif end == 'fault':
+            machine.fault('camera cam_high stale')
+        else:
+            assert machine.tick() is None and machine.tick() is None
+            assert machine.tick().phase is Phase.TIMEOUT
+        assert machine.phase is expected and machine.outcome == expected.value
+        assert machine.finished().phase is Phase.WAITING_FOR_RESET
+
+
+def test_illegal_requests_explain_themselves_and_change_nothing():
+    machine = EpisodeStateMachine(max_ticks=10)
+    with pytest.raises(TransitionError, match='reset the scene'):
+        machine.start('e1')
+    machine.reset_done()
+    with pytest.raises(TransitionError, match='waiting|ready'):
+        machine.reset_done()
+    assert machine.phase is Phase.READY
+    # A fault or abort while ready sends the robot back to a reset.
+    assert machine.fault('e-stop').phase is Phase.WAITING_FOR_RESET
+    machine.reset_done()
+    assert machine.abort().phase is Phase.WAITING_FOR_RESET
+    machine.reset_done()
+    machine.start('e2')
+    machine.success('detected')
+    assert machine.fault('late fault') is None and machine.success('again') is None
+    assert machine.tick() is None and machine.phase is Phase.SUCCESS
+    with pytest.raises(TransitionError):
+        machine.abort()

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from model_factory import tiny_model_dir
-from selfimprove_ros.core.observation_sync import ObservationSync
-from selfimprove_ros.runtime.controller import EpisodeFollower, RobotTicks
+from selfimprove_ros.runtime.controller import EpisodeFollower
 from selfimprove_ros.runtime.policy_config import PolicyConfig
 from selfimprove_ros.runtime.onnx_model import load_model
 from selfimprove_ros.runtime.policy_controller import PolicyController
@@ -164,14 +163,3 @@ def test_a_recording_that_overtook_its_start_still_counts():
     assert follower.on_event({'event': 'start', 'episode_id': 'e2', 'task': 't'}) == 'repeat'
     assert follower.on_event({'event': 'end', 'episode_id': 'other'}) == ''
     assert follower.on_event({'event': 'end', 'episode_id': 'e2'}) == 'ended'
-
-
-def test_staleness_and_arrival_are_kept_per_input():
-    sync = ObservationSync(['joint_states', 'cam_high'])
-    sync.add('joint_states', 1000, arrived_s=5.0)
-    assert sync.stale(1000, 100) == ['cam_high']
-    sync.add('cam_high', 850, arrived_s=6.0)
-    assert sync.stale(1000, 100) == ['cam_high'] and sync.stale(1000, 200) == []
-    assert sync.arrived('cam_high') == 6.0 and sync.stamp('joint_states') == 1000
-    ticks = RobotTicks(sync, 0.5)
-    assert ticks.due(1000) is None and ticks.due(1000, force=True) == 1000
