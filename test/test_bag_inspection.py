@@ -11,16 +11,13 @@ from rosbags.typesys import get_typestore, Stores
 from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata
 from selfimprove_ros.bag.inspection import bag_info, check_bag
+from selfimprove_ros.data.bag_messages import string_cdr
 
 TS = get_typestore(Stores.ROS2_HUMBLE)
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
 STRING, JOINTS, IMAGE = 'std_msgs/msg/String', 'sensor_msgs/msg/JointState', \
     'sensor_msgs/msg/Image'
-
-
-def string_cdr(i):
-    return TS.serialize_cdr(TS.types[STRING](data=str(i)), STRING).tobytes()
 
 
 def header(i):
@@ -56,7 +53,7 @@ def write_steady(writer, seconds=2.0, skip=None, image=image_cdr):
     """Chatter and joints at 50 Hz, images at 10 Hz; joints silent during `skip` (s, s)."""
     for i in range(int(seconds * 50)):
         stamp = T0 + i * 20 * MS
-        writer.write('/chatter', string_cdr(i), stamp)
+        writer.write('/chatter', string_cdr(str(i)), stamp)
         if not (skip and skip[0] <= i / 50 < skip[1]):
             writer.write('/joint_states', joints_cdr(i), stamp)
         if i % 5 == 0:
@@ -163,7 +160,7 @@ def test_bags_in_ros2_bag_record_formats(tmp_path, version, storage):
         chatter = writer.add_connection('/chatter', STRING, typestore=TS)
         camera = writer.add_connection('/camera', IMAGE, typestore=TS)
         for i in range(30):
-            writer.write(chatter, T0 + i * 100 * MS, string_cdr(i))
+            writer.write(chatter, T0 + i * 100 * MS, string_cdr(str(i)))
             writer.write(camera, T0 + i * 100 * MS, image_cdr(i))
     info = bag_info(path)
     assert {t: v['count'] for t, v in info['topics'].items()} == {'/chatter': 30, '/camera': 30}

@@ -1,7 +1,6 @@
 """recover_bag: a SIGKILLed recorder loses at most ~1 s and its bag becomes valid again."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from mcap.reader import make_reader
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import get_typestore, Stores
 
+from bag_factory import crashed_copy
 from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata, read_episode_file
 from selfimprove_ros.bag.inspection import check_bag
@@ -145,17 +145,6 @@ def test_healthy_bag_is_left_untouched(tmp_path):
     report = recover_bag(path)
     assert report.status == 'healthy' and report.messages == 50
     assert {f: os.stat(os.path.join(path, f)).st_mtime_ns for f in os.listdir(path)} == snapshot
-
-
-def crashed_copy(writer, dest, size):
-    """A copy of a live writer's bag, cut to `size` bytes: what a crash leaves behind."""
-    os.makedirs(dest)
-    shutil.copy(os.path.join(writer.path, 'episode.yaml'), dest)
-    with open(os.path.join(writer.path, writer.file_name), 'rb') as src:
-        data = src.read()[:size]
-    with open(os.path.join(dest, writer.file_name), 'wb') as out:
-        out.write(data)
-    return str(dest)
 
 
 def test_cut_anywhere_recovers_the_complete_chunks(tmp_path):

@@ -15,15 +15,12 @@ from rosbags.typesys import get_typestore, Stores
 from selfimprove_ros.bag.episode_bag import bag_dir_name, EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import (EpisodeMetadata, qos_to_yaml,
                                                   read_episode_file)
+from selfimprove_ros.data.bag_messages import string_cdr
 
 TS = get_typestore(Stores.ROS2_HUMBLE)
 T0 = 1_700_000_000_000_000_000
 STRING, JOINTS, IMAGE = 'std_msgs/msg/String', 'sensor_msgs/msg/JointState', \
     'sensor_msgs/msg/Image'
-
-
-def string_cdr(text):
-    return TS.serialize_cdr(TS.types[STRING](data=text), STRING).tobytes()
 
 
 def joints_cdr(i):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from hand_clock import Clock
 from selfimprove_ros.core.joints import START_POSE
 from selfimprove_ros.core.safety import GuardState, SafetyConfig
 from selfimprove_ros.robot.control_loop import ControlLoop
@@ -33,15 +34,8 @@ class FakeArms:
         return self.trouble
 
 
-class Clock:
-    now = 10.0
-
-    def __call__(self):
-        return self.now
-
-
 def loop(lockstep=True, arms=None, seed=5):
-    clock = Clock()
+    clock = Clock(10.0)
     config = RobotConfig(lockstep=lockstep, seed=seed)
     return ControlLoop(config, SafetyConfig(), arms or FakeArms(), True, clock,
                        wall_ns=lambda: 1000 * MS), clock

@@ -2,17 +2,18 @@
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 
+from bag_factory import crashed_copy
 from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata
 from selfimprove_ros.core.joints import JOINT_NAMES
 from selfimprove_ros.data import episode_loader
+from selfimprove_ros.data.bag_messages import bool_cdr, string_cdr
 from selfimprove_ros.data.dataset_config import DatasetConfig
 from selfimprove_ros.data.episode_loader import find_bags, load_episodes
 
@@ -41,14 +42,6 @@ def image_cdr(stamp, value, encoding='rgb8', height=8, width=12):
     return TS.serialize_cdr(TS.types[IMAGE](
         header=header(stamp), height=height, width=width, encoding=encoding, is_bigendian=0,
         step=width * 3, data=pixels), IMAGE).tobytes()
-
-
-def string_cdr(text):
-    return TS.serialize_cdr(TS.types[STRING](data=text), STRING).tobytes()
-
-
-def bool_cdr(value):
-    return TS.serialize_cdr(TS.types[BOOL](data=value), BOOL).tobytes()
 
 
 def event(kind, **fields):
@@ -248,21 +241,10 @@ def test_a_detected_success_the_simulator_denies_is_a_failure(tmp_path):
     assert any('treated as a failure' in line for line in lines)
 
 
-def cut_copy(writer, dest, size):
-    """Copy a live writer's bag cut to `size` bytes: what a SIGKILL leaves."""
-    os.makedirs(dest)
-    shutil.copy(os.path.join(writer.path, 'episode.yaml'), dest)
-    with open(os.path.join(writer.path, writer.file_name), 'rb') as src:
-        data = src.read()
-    with open(os.path.join(dest, writer.file_name), 'wb') as out:
-        out.write(data[:size])
-    return len(data)
-
-
 def test_truncated_bag_loads_its_complete_records(tmp_path):
     writer = write_sim_bag(tmp_path / 'live', finish=False)
     writer.flush()
-    cut_copy(writer, tmp_path / 'bags' / 'crashed', 10**9)
+    crashed_copy(writer, tmp_path / 'bags' / 'crashed', 10**9)
     writer.finish('success')
     lines = []
     episodes, _ = load_episodes(tmp_path / 'bags', config(tmp_path, include_failed=True),
@@ -296,7 +278,7 @@ def test_each_kind_of_bad_bag_is_named_and_the_good_one_loads(tmp_path):
     write_sim_bag(root / 'seven_joints', joint_names=JOINT_NAMES[:7])
     live = write_sim_bag(tmp_path / 'live', finish=False)
     live.flush()
-    cut_copy(live, root / 'truncated' / 'bag', 40)  # the header and little else
+    crashed_copy(live, root / 'truncated' / 'bag', 40)  # the header and little else
     live.finish('success')
     lines = []
     episodes, skipped = load_episodes(root, config(tmp_path), log=lines.append)

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from hand_clock import Clock
 from selfimprove_ros.console.status import parse_status
 from selfimprove_ros.episode.cycle import EpisodeCycle
 from selfimprove_ros.episode.state import EpisodeStateMachine, Phase, TransitionError
@@ -67,16 +68,6 @@ class FakeIO:
 
     def kinds(self):
         return [event['event'] for event in self.events]
-
-
-class Clock:
-    """A monotonic clock the test moves by hand [s]."""
-
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
 
 
 def make_cycle(**settings):

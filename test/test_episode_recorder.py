@@ -11,6 +11,7 @@ from selfimprove_ros.bag.episode_recorder import EpisodeRecorder
 from selfimprove_ros.bag.inspection import check_bag
 from selfimprove_ros.bag.recorder_config import RecorderConfig
 from selfimprove_ros.bag.recovery import recover_bag
+from selfimprove_ros.data.bag_messages import string_cdr
 from selfimprove_ros.episode.events import make_event
 
 TOPIC = '/aloha1/chatter'
@@ -45,13 +46,6 @@ class FillingWriter(EpisodeBagWriter):
         return super().mark_fault()
 
 
-def string_cdr(i):
-    from rosbags.typesys import get_typestore, Stores
-    store = get_typestore(Stores.ROS2_HUMBLE)
-    msg = store.types['std_msgs/msg/String'](data=str(i))
-    return store.serialize_cdr(msg, 'std_msgs/msg/String').tobytes()
-
-
 def make_recorder(tmp_path):
     Disk.full = False
     events = []
@@ -67,7 +61,7 @@ def episode(recorder, events, name, messages=20, disk_full_at=None):
     for i in range(messages):
         if i == disk_full_at:
             Disk.full = True
-        recorder.on_message(TOPIC, string_cdr(i), T0 + i * 10**8)
+        recorder.on_message(TOPIC, string_cdr(str(i)), T0 + i * 10**8)
         if i % 5 == 4 and recorder.writer is not None:
             recorder.writer.flush()
     recorder.on_event(make_event('end', episode_id=name, outcome='success'), T0 + 10**10)

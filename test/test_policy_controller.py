@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import pytest
 
+from hand_clock import Clock
 from model_factory import tiny_model_dir
 from selfimprove_ros.runtime.controller import EpisodeFollower
 from selfimprove_ros.runtime.policy_config import PolicyConfig
@@ -13,13 +14,6 @@ from selfimprove_ros.runtime.policy_controller import PolicyController
 
 MS = 1_000_000
 FRAME = np.full((24, 32, 3), 100, np.uint8)
-
-
-class Clock:
-    now = 100.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture(scope='module')
