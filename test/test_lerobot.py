@@ -280,6 +280,20 @@ def test_import_refuses_grippers_outside_0_to_1_naming_feature_and_range(exporte
     assert not (tmp_path / 'back').exists()
 
 
+def test_unreadable_grippers_and_an_empty_dataset_are_named(exported, tmp_path):
+    from selfimprove_ros.data.lerobot_dataset import check_grippers
+    grippers = np.zeros((3, 14), np.float32)
+    grippers[:, [6, 13]] = np.nan
+    with pytest.raises(ValueError, match='observation.state grippers have no finite value'):
+        check_grippers('file.parquet', 'observation.state', grippers)
+    _, dataset = exported
+    for path in (dataset / 'meta/episodes').rglob('*.parquet'):
+        table = pq.read_table(path)
+        pq.write_table(table.slice(0, 0), path)
+    with pytest.raises(ValueError, match='meta/episodes lists no episode'):
+        lerobot_import.import_lerobot(dataset, tmp_path / 'back')
+
+
 def test_a_foreign_aloha_dataset_maps_joints_by_name_and_subsamples_50hz(tmp_path):
     """A LeRobot dataset not made here: right arm first, v2-style names, ACT's `top` camera,
     recorded at 50 Hz; becomes 10 Hz bags in contract order."""

@@ -119,6 +119,9 @@ class DatasetFiles:
             table = pq.read_table(path)
             table = table.drop([c for c in table.column_names if c.startswith('stats/')])
             rows.extend(table.to_pylist())
+        if not rows:
+            raise ValueError(f'{self.root}/meta/episodes lists no episode; the dataset is '
+                             'empty or incomplete, download it again')
         self.episodes = sorted(rows, key=lambda row: row['episode_index'])
         self._data = {}
 
@@ -198,6 +201,9 @@ def check_grippers(path, key, values):
     """Raise ValueError unless the gripper columns of `values` [N, 14] are normalised."""
     from selfimprove_ros.core.joints import GRIPPER_INDICES, JOINT_NAMES
     grippers = values[:, list(GRIPPER_INDICES)]
+    if grippers.size and not np.isfinite(grippers).any():
+        raise ValueError(f'{path}: {key} grippers have no finite value; the column is empty '
+                         'or corrupt, so the episode cannot say how the grippers moved')
     low, high = float(np.nanmin(grippers)), float(np.nanmax(grippers))
     if low < GRIPPER_RANGE[0] or high > GRIPPER_RANGE[1]:
         raise ValueError(
