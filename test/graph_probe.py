@@ -40,12 +40,21 @@ class GraphProbe(Node):
 
     def spin_until(self, condition, timeout_s: float, check=None) -> bool:
         """Spin until `condition()` holds or the timeout passes; returns condition()."""
-        deadline = time.monotonic() + timeout_s
-        while not condition() and time.monotonic() < deadline:
-            self.executor_.spin_once(timeout_sec=0.05)
-            if check:
-                check()
-        return condition()
+        return spin_executor_until(self.executor_, condition, timeout_s, check)
+
+
+def spin_executor_until(executor, condition, timeout_s: float, check=None,
+                        period_s: float = 0.05) -> bool:
+    """Spin `executor` until `condition()` holds or the timeout passes; return condition().
+
+    `check()`, if given, runs after each spin (a GraphRunner's check fails on a dead node).
+    """
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=period_s)
+        if check:
+            check()
+    return condition()
 
 
 def init_ros():

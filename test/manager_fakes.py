@@ -1,7 +1,6 @@
 """The episode manager's neighbours, played by one test-side node per robot namespace."""
 
 import json
-import time
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.node import Node
@@ -9,6 +8,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
+from graph_probe import spin_executor_until
 from selfimprove_ros.console.status import parse_status
 from selfimprove_ros.core import topics
 from selfimprove_ros.episode.events import make_event, parse_event
@@ -93,12 +93,7 @@ class FakeNeighbours(Node):
 
     def spin_until(self, condition, timeout_s: float, check=None) -> bool:
         """Spin until `condition()` holds or the timeout passes; return condition()."""
-        deadline = time.monotonic() + timeout_s
-        while not condition() and time.monotonic() < deadline:
-            self.executor_.spin_once(timeout_sec=0.05)
-            if check:
-                check()
-        return condition()
+        return spin_executor_until(self.executor_, condition, timeout_s, check)
 
     def status(self) -> dict:
         """Return the newest status document, validated by the console's parser."""

@@ -234,6 +234,7 @@ def ros():
 def test_console_client_discovers_robots_and_calls_the_right_one(ros):
     from rclpy.executors import SingleThreadedExecutor
 
+    from graph_probe import spin_executor_until
     from selfimprove_ros.nodes.console_client import ConsoleClient
     fakes = [FakeManager('aloha1'), FakeManager('aloha2', services=(EPISODE_RESET_DONE,))]
     fleet, controls = Fleet(), Controls()
@@ -243,11 +244,7 @@ def test_console_client_discovers_robots_and_calls_the_right_one(ros):
         executor.add_node(node)
 
     def spin_until(condition, timeout_s):
-        import time
-        deadline = time.monotonic() + timeout_s
-        while not condition() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-        return condition()
+        return spin_executor_until(executor, condition, timeout_s)
 
     def phases():
         return {row.robot: row.phase for row in fleet.rows(client.clock())}

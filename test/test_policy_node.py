@@ -11,7 +11,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from graph_probe import init_ros
+from graph_probe import init_ros, spin_executor_until
 from model_factory import copy_model_dir, poison_with_nan, tiny_model_dir
 from selfimprove_ros.core import topics
 from selfimprove_ros.episode.events import make_event
@@ -79,12 +79,7 @@ def graph(tmp_path_factory):
         executor.add_node(robot)
 
         def spin_until(condition, timeout_s=30.0):
-            import time
-            deadline = time.monotonic() + timeout_s
-            while not condition() and time.monotonic() < deadline:
-                executor.spin_once(timeout_sec=0.02)
-                runner.check()
-            return condition()
+            return spin_executor_until(executor, condition, timeout_s, runner.check, 0.02)
 
         assert spin_until(lambda: any(t['version'] == 'v1' for t in robot.timing), 60), \
             'policy_node never loaded v1'
