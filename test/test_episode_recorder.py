@@ -126,6 +126,7 @@ def recorded(path):
 def test_the_last_ticks_frames_arriving_after_end_are_recorded_and_nothing_else(tmp_path):
     clock = [0.0]
     recorder, events = make_tick_recorder(tmp_path, clock)
+    observe(recorder, T0)
     recorder.on_event(make_event('start', episode_id='e1', robot='aloha1', task='t'), T0)
     observe(recorder, T0 + 10**8)
     observe(recorder, T0 + 2 * 10**8, frame=False)  # its frame is still being rendered
@@ -135,14 +136,15 @@ def test_the_last_ticks_frames_arriving_after_end_are_recorded_and_nothing_else(
     observe(recorder, T0 + 2 * 10**8, frame=True)  # the frame, and the joint state again
     assert [e['event'] for e in events] == ['recording', 'saved']
     messages = recorded(events[-1]['path'])
-    assert [t for t, _ in messages].count(CAMERA) == 2 and TOPIC not in [t for t, _ in messages]
-    assert [t for t, _ in messages].count(JOINTS) == 2
+    assert [t for t, _ in messages].count(CAMERA) == 3 and TOPIC not in [t for t, _ in messages]
+    assert [t for t, _ in messages].count(JOINTS) == 3  # T0 (before start), 0.1 s, 0.2 s
     assert read_episode_file(events[-1]['path']).outcome == 'success'
 
 
 def test_a_last_frame_that_never_comes_closes_the_bag_after_the_grace(tmp_path):
     clock = [0.0]
     recorder, events = make_tick_recorder(tmp_path, clock)
+    observe(recorder, T0)
     recorder.on_event(make_event('start', episode_id='e2', robot='aloha1', task='t'), T0)
     observe(recorder, T0 + 10**8, frame=False)
     recorder.on_event(make_event('end', episode_id='e2', outcome='timeout'), T0 + 10**8)
@@ -166,3 +168,18 @@ def test_a_bag_opens_with_the_observation_its_start_answers(tmp_path):
     assert [t for t, _ in messages].count(JOINTS) == 2  # T0 and T0 + 0.1 s
     assert [t for t, _ in messages].count(CAMERA) == 2
     assert min(log_ns for _, log_ns in messages) == T0
+
+
+def test_start_is_acknowledged_only_once_the_robot_is_heard(tmp_path):
+    clock = [0.0]
+    recorder, events = make_tick_recorder(tmp_path, clock)
+    start = make_event('start', episode_id='e4', robot='aloha1', task='t')
+    recorder.on_message(CAMERA, b'\x00\x01\x00\x00' + bytes(8), T0)  # a camera, no robot
+    recorder.on_event(start, T0)
+    assert events == []  # no joint state heard yet (DDS still matching): no `recording`
+    observe(recorder, T0 + 10**8, frame=False)
+    recorder.on_event(start, T0 + 10**8)  # the starter repeats `start` until answered
+    assert [e['event'] for e in events] == ['recording']
+    clock[0] = 5.0  # silent again for longer than input_timeout_s
+    recorder.on_event(start, T0 + 3 * 10**8)
+    assert [e['event'] for e in events] == ['recording']

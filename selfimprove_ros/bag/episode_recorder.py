@@ -57,6 +57,7 @@ class EpisodeRecorder:
         self.observation = {self.joint_topic, *self.cameras} | {
             name for name, _, _ in self.topics if name.endswith(SIM_STATE)}
         self.between = {}     # observation topic -> (data, log_ns) newest between episodes
+        self.heard_s = {}     # joint-state topic -> when its last message came [s]
         self.writer = None
         self.closing = None   # (outcome, cause, end_ns, deadline_s) while frames are awaited
         self.stamps = {}      # topic -> newest header stamp [ns] recorded in this episode
@@ -90,6 +91,8 @@ class EpisodeRecorder:
 
     def on_message(self, topic: str, data: bytes, now_ns: int):
         """Write one serialized message into the open episode, if any."""
+        if topic == self.joint_topic:
+            self.heard_s[topic] = self.clock()
         if self.writer is None and topic in self.observation:
             self.between[topic] = (data, now_ns)
         if self.writer is None or (self.closing is not None and topic not in self.cameras):
@@ -158,8 +161,21 @@ class EpisodeRecorder:
                 self.on_message(topic, data, log_ns)
 
     def acknowledge(self):
-        """Tell the episode's starter that the bag is open."""
-        self.publish(make_event('recording', episode_id=self.writer.episode.episode_id,
+        """Tell the episode's starter that the bag is open, once the robot is heard.
+
+        Until a joint state arrived within `config.input_timeout_s` (a reader can match a
+        publisher seconds after start-up) the bag records what comes, but the starter, which
+        repeats `start` until answered, hears nothing and nobody acts yet. A silent camera does
+        not hold the episode back: the controller refuses stale frames itself.
+        """
+        episode_id = self.writer.episode.episode_id
+        heard_s = self.heard_s.get(self.joint_topic)
+        if self.joint_topic and (heard_s is None or
+                                 self.clock() - heard_s > self.config.input_timeout_s):
+            self.log.warning(f'episode {episode_id}: not acknowledged yet, no message on '
+                             f'{self.joint_topic} for {self.config.input_timeout_s:g} s')
+            return
+        self.publish(make_event('recording', episode_id=episode_id,
                                 path=os.path.abspath(self.writer.path)))
 
     def close(self, outcome: str, cause: str, now_ns: int):
