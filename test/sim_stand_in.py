@@ -1,7 +1,7 @@
 """The sim graph's part played by the point-mass task in this process, for benchmark smoke runs.
 
 `collect_episodes` and `run_graph_until_labelled` take the arguments of the real ones
-(selfimprove_ros.nodes.collector, selfimprove_ros.graph.sim_driver) and read the same graph
+(selfimprove_ros.graph.collection, selfimprove_ros.graph.sim_driver) and read the same graph
 specs: where the recorder puts bags, which model acts at which temperature and seed, which
 reward model labels, the episode limit and the simulator seeds. Instead of starting ROS nodes
 around MuJoCo they run point-mass episodes (sim.point_mass) through the pieces the nodes use
@@ -102,9 +102,9 @@ class NoGraph:
 def install(monkeypatch):
     """Replace the sim graph by the point-mass stand-ins for this test."""
     from selfimprove_ros.graph import launcher, sim_driver
-    from selfimprove_ros.nodes import collector
-    monkeypatch.setattr(collector, 'collect_episodes',
-                        checked(collector.collect_episodes, collect_episodes))
+    from selfimprove_ros.graph import collection
+    monkeypatch.setattr(collection, 'collect_episodes',
+                        checked(collection.collect_episodes, collect_episodes))
     monkeypatch.setattr(sim_driver, 'run_graph_until_labelled',
                         checked(sim_driver.run_graph_until_labelled, run_graph_until_labelled))
     monkeypatch.setattr(launcher, 'GraphRunner', NoGraph)

@@ -52,7 +52,7 @@ def collect(out: str, task: str = 'transfer_cube', episodes: int = 10, robot: st
 
     The keyword defaults are the command's; returns the EpisodeResults in order.
     """
-    from selfimprove_ros.nodes.collector import collect_episodes
+    from selfimprove_ros.graph.collection import collect_episodes
     if episodes < 1:
         raise ValueError(f'--episodes must be >= 1, got {episodes}')
     graph = load_config(config or config_path('sim.yaml'))
