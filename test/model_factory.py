@@ -84,3 +84,21 @@ def poison_with_nan(model):
             init.CopyFrom(numpy_helper.from_array(np.full_like(array, np.nan), init.name))
             return
     raise ValueError('no float initializer to poison')
+
+
+def with_rule(model_dir: str, out: str, rule: dict) -> str:
+    """Copy a model directory and record `rule` as its audited success rule (resealed)."""
+    import json
+    import os
+    import shutil
+
+    from selfimprove_ros.model.manifest import MANIFEST, seal_model_dir
+    shutil.copytree(model_dir, out)
+    path = os.path.join(out, MANIFEST)
+    with open(path) as handle:
+        manifest = json.load(handle)
+    manifest['success_rule'] = rule
+    with open(path, 'w') as handle:
+        json.dump(manifest, handle)
+    seal_model_dir(out)
+    return out

@@ -12,7 +12,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from graph_probe import init_ros
-from model_factory import tiny_codec, tiny_model_dir
+from model_factory import tiny_codec, tiny_model_dir, with_rule
 from selfimprove_ros.core import topics
 from selfimprove_ros.episode.events import make_event, parse_event
 from selfimprove_ros.core.joints import START_POSE
@@ -258,8 +258,12 @@ def graph(tmp_path_factory, model_dir):
     specs = [NodeSpec('reward_scorer_node', 'reward_scorer_node', SCORER_NS, {
                  'reward_model_dir': model_dir, 'cameras': ['cam_high'], 'live_rate_hz': 20.0,
                  'providers': 'cpu', 'instruction': 'pick up the cube'}),
+             # The parameters say d <= 0.1 once; the manifest's audited rule (d <= 2 for 3)
+             # replaces them, and the detection tests below hold only under that rule.
              NodeSpec('success_detector_node', 'success_detector_node', DETECTOR_NS, {
-                 'threshold_steps': 2.0, 'consecutive': 3})]
+                 'threshold_steps': 0.1, 'consecutive': 1, 'reward_model_dir': with_rule(
+                     model_dir, str(tmp_path_factory.mktemp('ruled') / 'm'),
+                     {'threshold_steps': 2.0, 'consecutive': 3, 'audit': {}})})]
     with GraphRunner(specs, str(logs)) as runner:
         scorer, detector = GraphClient(SCORER_NS), GraphClient(DETECTOR_NS)
         for client, answers_on in ((scorer, topics.STEPS_TO_GO),

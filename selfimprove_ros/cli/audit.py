@@ -22,13 +22,18 @@ def add_arguments(parser):
     parser.add_argument('--reward-model', required=True,
                         help='model directory with reward.onnx (the frozen Stage-1 model)')
     parser.add_argument('--threshold-steps', type=float,
-                        default=SuccessConfig.threshold_steps,
-                        help='success when d <= this many control ticks (as success_detector)')
-    parser.add_argument('--consecutive', type=int, default=SuccessConfig.consecutive,
-                        help='...for this many ticks in a row')
-    parser.add_argument('--recovery-ticks', type=int, default=SuccessConfig.recovery_ticks,
+                        help='success when d <= this many control ticks (default: the rule the '
+                        f'manifest records, else {SuccessConfig.threshold_steps:g})')
+    parser.add_argument('--consecutive', type=int,
+                        help='...for this many ticks in a row (default: the manifest\'s, else '
+                        f'{SuccessConfig.consecutive})')
+    parser.add_argument('--recovery-ticks', type=int,
                         help='...not starting within this many ticks of a d at or above '
-                        f'{SuccessConfig.failure_steps:g} ("not within the horizon"); 0 = off')
+                        f'{SuccessConfig.failure_steps:g} ("not within the horizon"); 0 = off '
+                        f'(default: the manifest\'s, else {SuccessConfig.recovery_ticks})')
+    parser.add_argument('--choose-rule', action='store_true',
+                        help='also audit each candidate recovery_ticks and show the one '
+                        '`selfimprove models` would record (best recall, <= 5 %% false)')
     parser.add_argument('--control-period-s', type=float, default=0.1,
                         help='control tick [s] the bags are aligned to')
     parser.add_argument('--out', default='', help='also write the verdicts and summary as JSON')
@@ -36,6 +41,51 @@ def add_arguments(parser):
 
 def run(args) -> int:
     """Audit every bag; print a table by policy version; exit 1 if no bag could be audited."""
+    from selfimprove_ros.training.detector_audit import (audit_episode, audit_table, summarise,
+                                                         verdict_rows)
+    from selfimprove_ros.training.rule_choice import choose_rule
+
+    version, scored, skipped = score_bags(args.reward_model, args.bags, args.control_period_s)
+    config, source = rule_of(args)
+    verdicts = [audit_episode(episode, d, config) for episode, d in scored]
+    print(f'reward model {version}; rule ({source}) d <= {config.threshold_steps} for '
+          f'{config.consecutive} ticks, approached (no d >= {config.failure_steps:g} in the '
+          f'{config.recovery_ticks} ticks before); {len(verdicts)} episodes audited, '
+          f'{len(skipped)} skipped')
+    if not verdicts:
+        return 1
+    print(audit_table(verdicts))
+    if args.choose_rule:
+        print('candidate rules (recovery_ticks):\n' + choose_rule(scored, config).describe())
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as stream:
+            json.dump({'reward_model': version, 'rule': vars(config),
+                       'summary': summarise(verdicts), 'episodes': verdict_rows(verdicts),
+                       'skipped': skipped}, stream, indent=1)
+        print(f'wrote {args.out}')
+    return 0
+
+
+def rule_of(args):
+    """Return (the rule to audit, its source): the options, else the manifest's, else defaults."""
+    from dataclasses import replace
+
+    from selfimprove_ros.core.success_detection import audited_rule
+    from selfimprove_ros.model.manifest import read_manifest
+    rule = audited_rule(read_manifest(args.reward_model))
+    config, source = (rule, 'audited, from the manifest') if rule else (SuccessConfig(),
+                                                                        'default')
+    given = {name: getattr(args, name) for name in
+             ('threshold_steps', 'consecutive', 'recovery_ticks')
+             if getattr(args, name) is not None}
+    if given:
+        config, source = replace(config, **given), f'{source}, with {given}'
+    return config, source
+
+
+def score_bags(reward_model_dir: str, bag_dirs, control_period_s: float = 0.1):
+    """Return (model version, [(episode, d per aligned tick)], [(bag, why skipped)])."""
     from selfimprove_ros.core.topics import CAMERA_NAMES
     from selfimprove_ros.data.bag_streams import BadBag
     from selfimprove_ros.data.episode_loader import find_bags, load_episode
@@ -43,37 +93,21 @@ def run(args) -> int:
                                                            labelling_dataset_config,
                                                            predict_steps_to_go)
     from selfimprove_ros.runtime.onnx_model import load_model
-    from selfimprove_ros.training.detector_audit import (audit_episode, audit_table, summarise,
-                                                         verdict_rows)
-
-    config = SuccessConfig(args.threshold_steps, args.consecutive,
-                           recovery_ticks=args.recovery_ticks)
-    model = load_model(args.reward_model, 'reward.onnx', cameras=list(CAMERA_NAMES))
-    data_config = labelling_dataset_config(model, args.control_period_s)
-    bags = find_bags(args.bags)
+    model = load_model(reward_model_dir, 'reward.onnx', cameras=list(CAMERA_NAMES))
+    data_config = labelling_dataset_config(model, control_period_s)
+    bags = find_bags(bag_dirs)
     if not bags:
-        raise ValueError(f'no episode bags under {args.bags}')
-    verdicts, skipped = [], []
+        raise ValueError(f'no episode bags under {bag_dirs}')
+    scored, skipped = [], []
     for bag in bags:
         try:
             episode = load_episode(bag, data_config)
-            d = predict_steps_to_go(model, *episode_inputs(episode, model.codec))
-            verdicts.append(audit_episode(episode, d, config))
+            if episode.verified_success is None:
+                raise ValueError('no ground truth: no sim/success stream and no verdict; record '
+                                 'one with `selfimprove bag verdict --failed` or `--succeeded`')
+            scored.append((episode, predict_steps_to_go(
+                model, *episode_inputs(episode, model.codec))))
         except (BadBag, ValueError) as error:
             skipped.append((bag, str(error)))
             print(f'skipping {bag}: {error}')
-    print(f'reward model {model.version}; rule d <= {config.threshold_steps} for '
-          f'{config.consecutive} ticks, approached (no d >= {config.failure_steps:g} in the '
-          f'{config.recovery_ticks} ticks before); {len(verdicts)} episodes audited, '
-          f'{len(skipped)} skipped')
-    if not verdicts:
-        return 1
-    print(audit_table(verdicts))
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as stream:
-            json.dump({'reward_model': model.version, 'rule': vars(config),
-                       'summary': summarise(verdicts), 'episodes': verdict_rows(verdicts),
-                       'skipped': skipped}, stream, indent=1)
-        print(f'wrote {args.out}')
-    return 0
+    return model.version, scored, skipped

@@ -22,13 +22,17 @@ def add_arguments(parser):
     parser.add_argument('--temperature', type=float, default=0.0,
                         help='0 = greedy (default), 1 = the practising policy')
     parser.add_argument('--robot', default='aloha1')
+    parser.add_argument('--run-to-limit', action='store_true',
+                        help='no learned detection ends an episode: each runs --max-ticks, so '
+                        '`selfimprove audit` can judge any rule on whole episodes')
 
 
 def run(args) -> int:
     """Run the episodes, print and save the report."""
     report = evaluate(args.model, args.reward_model or args.model, args.task, args.episodes,
                       args.out, seed=args.seed, max_ticks=args.max_ticks,
-                      temperature=args.temperature, robot=args.robot)
+                      temperature=args.temperature, robot=args.robot,
+                      learned_detection=not args.run_to_limit)
     print(json.dumps({k: v for k, v in report.items() if k != 'episodes'}, indent=1))
     return 0
 
@@ -53,7 +57,7 @@ def preflight(model_dir, reward_model_dir, episodes, max_ticks, temperature) -> 
 
 
 def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ticks=100,
-             temperature=0.0, robot='aloha1', log=print) -> dict:
+             temperature=0.0, robot='aloha1', log=print, learned_detection=True) -> dict:
     """Run `episodes` episodes of the policy through the sim graph and report on them."""
     from selfimprove_ros.graph.description import build_graph, config_path, load_config
     from selfimprove_ros.graph.sim_driver import run_graph_until_labelled
@@ -68,6 +72,7 @@ def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ti
         'robot_node': {'seed': seed},
         'recorder_node': {'bag_dir': os.path.join(out, 'bags')},
         'policy_node': {'temperature': float(temperature)},
+        'success_detector_node': {'learned_detection': bool(learned_detection)},
         # No max_episodes: faults do not count, so the driver decides when enough are done.
         'episode_manager_node': {'max_ticks': max_ticks, 'wait_for_policy': True},
     }

@@ -11,8 +11,13 @@
    demonstrations alone calls the arms' hand-over pose a success whether or not the cube is in
    the gripper (docs/sample_efficiency.md). The failures teach only steps-to-go; behaviour
    cloning still sees the demonstrations alone.
-5. export of the second run, with the data's seeds and the settings in the manifest's
-   provenance, and policy.pt (weights, config and codec, no optimizer) that Stage 2 trains from
+5. the detector's rule for this reward model: whole-episode rollouts of the final policy (half
+   greedy, half temperature 1, seeds 30000..), no detection ending them; every candidate
+   `recovery_ticks` replayed over them; the best recall with at most 5 % false positives
+   (`training/rule_choice.py`). A look-back that keeps one reward model honest silences another
+6. export of the second run, with the data's seeds and the settings in the manifest's
+   provenance, the audited rule as the manifest's `success_rule` (success_detector_node uses
+   it), and policy.pt (weights, config and codec, no optimizer) that Stage 2 trains from
 
 Every phase resumes from `--work`. `make models` runs it; `make demo` starts from what it writes,
 and `make demo ARGS=--from-scratch` runs the same steps first.
@@ -25,6 +30,7 @@ from selfimprove_ros.cli import collect
 HELP = 'rebuild the shipped Stage-1 policy and reward model (models/<task>/) from scratch'
 DEMO_NOISE_STD = 0.01  # [rad]: imperfect demonstrations, with their clean labels recorded
 ROLLOUT_SEED = 20_000  # first simulator seed of the rollouts (demonstrations use 0..)
+AUDIT_SEED = 30_000  # first simulator seed of the rollouts that choose the detector's rule
 # Demonstrations hold the final pose this long after success, labelled d = 0: a policy that
 # imitates them stays at the goal instead of wandering off, and the reward model learns that a
 # held goal is still the goal, so the detector fires (with 5 ticks it found 57 % of successes).
@@ -44,6 +50,9 @@ def add_arguments(parser):
     parser.add_argument('--rollouts', type=int, default=100,
                         help='rollouts whose failures teach the reward model; 0 = the paper\'s '
                         'reward model, trained on demonstrations alone')
+    parser.add_argument('--audit-rollouts', type=int, default=100,
+                        help='whole-episode rollouts of the final policy (half greedy, half at '
+                        'temperature 1) that choose the success rule; 0 = record none')
     parser.add_argument('--post-success-ticks', type=int, default=POST_SUCCESS_TICKS,
                         help='ticks each demonstration holds its final pose after success')
     parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
@@ -56,9 +65,18 @@ def run(args) -> int:
     model_dir = os.path.join(args.out, args.task)
     if os.path.exists(model_dir):
         raise ValueError(f'{model_dir} exists; move it away to rebuild the shipped models')
+    if args.audit_rollouts == 1 or args.audit_rollouts < 0:
+        raise ValueError(f'--audit-rollouts must be 0 or >= 2 (half greedy, half sampled), got '
+                         f'{args.audit_rollouts}')
     run_dir, provenance = build_stage1(args.task, args.work, args.demos, args.rollouts,
                                        args.overrides, args.post_success_ticks)
-    export_run(run_dir, model_dir, version=f'{args.task}-stage1', extra_provenance=provenance)
+    provenance['command'] += f' --audit-rollouts {args.audit_rollouts}'
+    rule = None
+    if args.audit_rollouts:
+        rule = choose_success_rule(run_dir, args.task, os.path.join(args.work, 'audit'),
+                                   args.audit_rollouts)
+    export_run(run_dir, model_dir, version=f'{args.task}-stage1', extra_provenance=provenance,
+               success_rule=rule)
     ship_checkpoint(run_dir, os.path.join(model_dir, 'policy.pt'))
     print(f'models in {os.path.abspath(model_dir)}: policy.onnx, reward.onnx, manifest.json, '
           'policy.pt')
@@ -145,6 +163,35 @@ def failed_rollouts(run_dir: str, task: str, folder: str, count: int) -> list:
         report = evaluate(model_dir, model_dir, task, count, folder, seed=ROLLOUT_SEED,
                           temperature=1.0)
     return [episode['bag'] for episode in report['episodes'] if episode['sim_success'] is False]
+
+
+def choose_success_rule(run_dir: str, task: str, folder: str, count: int) -> dict:
+    """Roll the run's final policy out whole, audit every candidate rule; return the chosen one.
+
+    Half the episodes are greedy (evaluation), half at temperature 1 (practice): the rule must
+    hold for both. No detection ends them, so every candidate is judged on whole episodes.
+    """
+    from selfimprove_ros.cli.audit import score_bags
+    from selfimprove_ros.cli.evaluate import evaluate
+    from selfimprove_ros.training.rule_choice import choose_rule
+    from selfimprove_ros.training.run_export import export_run
+    model_dir = os.path.join(folder, 'model')
+    if not os.path.exists(model_dir):
+        export_run(run_dir, model_dir, version='stage1-unaudited')
+    halves = (('greedy', 0.0, count // 2), ('sampled', 1.0, count - count // 2))
+    seed = AUDIT_SEED
+    for name, temperature, episodes in halves:
+        out = os.path.join(folder, name)
+        if not os.path.exists(os.path.join(out, 'eval.json')):
+            evaluate(model_dir, model_dir, task, episodes, out, seed=seed,
+                     temperature=temperature, learned_detection=False)
+        seed += episodes
+    _, scored, _ = score_bags(model_dir, [os.path.join(folder, name, 'bags')
+                                          for name, _, _ in halves])
+    choice = choose_rule(scored)
+    print('success rule, audited on the final policy\'s rollouts:\n' + choice.describe())
+    return choice.manifest_entry({'simulator_seeds': [AUDIT_SEED, seed - 1],
+                                  'greedy': count // 2, 'temperature_1': count - count // 2})
 
 
 def ship_checkpoint(run_dir: str, path: str):

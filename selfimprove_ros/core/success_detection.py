@@ -7,10 +7,16 @@ within the horizon" does not count, because no task here is recovered and finish
 d falling from "failed" straight to "done" is the model fooled by a pose it has seen only at
 the goal (measured in sim: every false detection of the shipped model looked like that, and no
 true one did; docs/sample_efficiency.md).
+
+How long that check must look back depends on the reward model (10 evaluations kept the K = 100
+model's false detections at 1 in 71 and silenced every true one of the K = 60 model), so
+`selfimprove models` audits candidate rules on the model's own rollouts and records the chosen
+one in its manifest (`success_rule`); `audited_rule` reads it back.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 import math
+from typing import Optional
 
 from selfimprove_ros.core.config import require, setting
 
@@ -42,6 +48,21 @@ class SuccessConfig:
                 f'{self.failure_steps!r}')
         require(self.recovery_ticks >= 0,
                 f'recovery_ticks must be >= 0, got {self.recovery_ticks!r}')
+
+
+RULE_KEY = 'success_rule'  # manifest key of the audited rule (training/rule_choice.py)
+
+
+def audited_rule(manifest: dict) -> Optional[SuccessConfig]:
+    """Return the rule a reward model's manifest records from its audit, or None if it has none."""
+    rule = manifest.get(RULE_KEY)
+    if rule is None:
+        return None
+    if not isinstance(rule, dict):
+        raise ValueError(f'manifest {RULE_KEY!r} must be a mapping, got {rule!r}; re-export '
+                         'the model with `selfimprove models`')
+    names = {item.name for item in fields(SuccessConfig)}
+    return SuccessConfig(**{key: value for key, value in rule.items() if key in names})
 
 
 class SuccessDetector:
@@ -77,9 +98,11 @@ class SuccessDetector:
 class EpisodeSuccessMonitor:
     """Per-episode bookkeeping around `SuccessDetector`: which episode, sim flag, fire once."""
 
-    def __init__(self, success: SuccessConfig, use_sim_success: bool = False):
+    def __init__(self, success: SuccessConfig, use_sim_success: bool = False,
+                 learned: bool = True):
         self.detector = SuccessDetector(success)
         self.use_sim_success = use_sim_success
+        self.learned = learned  # False: the rule runs, but never ends an episode
         self.episode_id = None
         self.sim_success = False
         self.fired = False
@@ -103,7 +126,7 @@ class EpisodeSuccessMonitor:
             return None
         d = float(doc['steps_to_go'])
         self.last_d = d
-        if not self.detector.update(d) or self.fired:
+        if not self.detector.update(d) or self.fired or not self.learned:
             return None
         return self._fire(int(doc['stamp_ns']), d, 'learned')
 

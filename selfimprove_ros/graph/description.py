@@ -197,6 +197,10 @@ def runtime_specs(launch: dict, cameras: list, lockstep: bool, namespace: str, n
         models['reward_scorer_node'] = {'reward_model_dir': launch['reward_model_dir']}
     extra = {'policy_node': {'cameras': cameras, 'lockstep': lockstep},
              'reward_scorer_node': {'cameras': cameras}}
-    return [NodeSpec(key, key, namespace,
-                     node_params(key, {**extra.get(key, {}), **models.get(key, {})}))
-            for key in RUNTIME_NODES]
+    params = {key: node_params(key, {**extra.get(key, {}), **models.get(key, {})})
+              for key in RUNTIME_NODES}
+    # One home for the reward model: the detector reads the audited rule of the scorer's.
+    scorer_dir = params['reward_scorer_node'].get('reward_model_dir')
+    if scorer_dir:
+        params['success_detector_node']['reward_model_dir'] = scorer_dir
+    return [NodeSpec(key, key, namespace, params[key]) for key in RUNTIME_NODES]

@@ -6,7 +6,9 @@ only cost a core and could disagree with the rewards. The learned rule
 (`core.success_detection`) is fed the running episode's values only, and is reset at each new
 `start`. In simulation the simulator's own flag (sim/success) is recorded beside each detection
 for evaluation; it ends an episode only with use_sim_success, and then says so ("source":
-"sim"), so a learned detection and a privileged one are never confused.
+"sim"), so a learned detection and a privileged one are never confused. The rule is the one
+audited for the reward model when its manifest records one (`selfimprove models`), because the
+look-back that keeps one model honest silences another.
 """
 
 import json
@@ -15,7 +17,9 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, String
 
 from selfimprove_ros.core import topics
-from selfimprove_ros.core.success_detection import EpisodeSuccessMonitor, SuccessConfig
+from selfimprove_ros.core.success_detection import (audited_rule, EpisodeSuccessMonitor,
+                                                    SuccessConfig)
+from selfimprove_ros.model.manifest import read_manifest
 from selfimprove_ros.nodes.parameters import config_as_dict, declare_config
 from selfimprove_ros.nodes.ros_io import event_of, run_node, RELIABLE_QOS
 from selfimprove_ros.runtime.success_detector_config import SuccessDetectorConfig
@@ -28,12 +32,20 @@ class SuccessDetectorNode(Node):
         super().__init__('success_detector_node')
         self.success_config = declare_config(self, SuccessConfig)
         self.config = declare_config(self, SuccessDetectorConfig)
-        self.monitor = EpisodeSuccessMonitor(self.success_config, self.config.use_sim_success)
+        source = 'parameters'
+        if self.config.reward_model_dir:
+            rule = audited_rule(read_manifest(self.config.reward_model_dir))
+            if rule is not None:
+                self.success_config = rule
+                source = f'audited for {self.config.reward_model_dir}'
+        self.monitor = EpisodeSuccessMonitor(self.success_config, self.config.use_sim_success,
+                                             self.config.learned_detection)
         self.detected_pub = self.create_publisher(String, topics.SUCCESS_DETECTED, RELIABLE_QOS)
         self.create_subscription(String, topics.EPISODE_EVENTS, self.on_event, RELIABLE_QOS)
         self.create_subscription(String, topics.STEPS_TO_GO, self.on_steps_to_go, RELIABLE_QOS)
         self.create_subscription(Bool, topics.SIM_SUCCESS, self.on_sim_success, RELIABLE_QOS)
-        self.get_logger().info(f'success detector: {config_as_dict(self.success_config)}, '
+        self.get_logger().info(f'success detector ({source}): '
+                               f'{config_as_dict(self.success_config)}, '
                                f'{config_as_dict(self.config)}')
 
     def on_event(self, msg: String):

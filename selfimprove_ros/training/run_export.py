@@ -6,6 +6,7 @@ import subprocess
 
 import torch
 
+from selfimprove_ros.core.success_detection import audited_rule, RULE_KEY
 from selfimprove_ros.model.onnx_export import export_model_dir
 from selfimprove_ros.training.checkpoint import load_checkpoint, resolve_checkpoint, restore_model
 
@@ -27,12 +28,14 @@ def provenance(**fields) -> dict:
 
 def export_run(run_dir: str, out_dir: str, policy: str = 'last',
                reward: str = 'best_steps_to_go', version: str = '',
-               extra_provenance: dict = None) -> str:
+               extra_provenance: dict = None, success_rule: dict = None) -> str:
     """Export `policy` and `reward` checkpoints of `run_dir` (roles or paths) to `out_dir`.
 
     Either may be '' to leave that graph out. The two must share one codec: they come from the
     same run, and the robot feeds both the same tensors. `extra_provenance` (e.g. the data's
-    seeds and the command that made them) joins the manifest's provenance.
+    seeds and the command that made them) joins the manifest's provenance; `success_rule` (the
+    detector's rule audited for this reward model, `training/rule_choice.py`) is recorded as
+    the manifest's `success_rule`.
     """
     states = {}
     for role, which in (('policy', policy), ('reward', reward)):
@@ -60,6 +63,9 @@ def export_run(run_dir: str, out_dir: str, policy: str = 'last',
             dataset_config=next(iter(states.values()))[1].get('dataset_config', {}),
             **(extra_provenance or {})),
     }
+    if success_rule is not None:
+        audited_rule({RULE_KEY: success_rule})  # refuse a rule the detector would refuse
+        manifest[RULE_KEY] = success_rule
     return export_model_dir(out_dir, codec, manifest,
                             policy=models['policy'][0] if 'policy' in models else None,
                             reward=models['reward'][0] if 'reward' in models else None)
