@@ -136,3 +136,12 @@ def test_export_records_the_audited_rule_and_refuses_one_the_detector_would(tmp_
     with pytest.raises(ValueError, match='consecutive must be >= 1, got 0'):
         export_run(str(tmp_path / 'sft'), str(tmp_path / 'bad'),
                    success_rule={**entry, 'consecutive': 0})
+
+
+def test_the_demo_says_which_rule_the_detector_uses_and_how_it_was_audited():
+    from selfimprove_ros.cli.demo import success_rule_line
+    assert success_rule_line({}).endswith('(defaults: this reward model records no audited rule)')
+    entry = choose_rule(rollouts()).manifest_entry({'greedy': 22})
+    assert success_rule_line({'success_rule': entry}) == (
+        'success detector: d <= 1 ticks for 3 ticks, approached over 2 (audited on 22 whole '
+        'rollouts: false positives 0/20, recall 2/2)')

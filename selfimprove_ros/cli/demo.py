@@ -170,6 +170,26 @@ def describe_model(model_dir: str):
     if check and check.get('known'):
         print(f'locates the object on held-out first frames to {check["error_cm"]:.2f} cm per '
               f'axis (a blind guess: {check["blind_error_cm"]:.2f} cm)')
+    print(success_rule_line(manifest))
+
+
+def success_rule_line(manifest: dict) -> str:
+    """Return the success rule the detector will use with this reward model, and its audit."""
+    from selfimprove_ros.core.success_detection import audited_rule, SuccessConfig
+    rule = audited_rule(manifest)
+    config = rule or SuccessConfig()
+    text = (f'success detector: d <= {config.threshold_steps:g} ticks for {config.consecutive} '
+            f'ticks, approached over {config.recovery_ticks}')
+    if rule is None:
+        return text + ' (defaults: this reward model records no audited rule)'
+    audit = manifest['success_rule'].get('audit', {})
+    chosen = next((row for row in audit.get('candidates', [])
+                   if row['recovery_ticks'] == config.recovery_ticks), None)
+    if chosen is None:
+        return text + ' (audited)'
+    fp, recall = chosen['false_positive'], chosen['recall']
+    return (text + f' (audited on {fp["of"] + recall["of"]} whole rollouts: false positives '
+            f'{fp["count"]}/{fp["of"]}, recall {recall["count"]}/{recall["of"]})')
 
 
 def evaluation(model_dir: str, reward_dir: str, args, out: str, size: dict, name: str) -> dict:
