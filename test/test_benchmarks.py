@@ -59,7 +59,8 @@ TINY_RUNS = {'foundation': 'test_foundation_tiny', 'dataset': 'test_dataset_thro
              'graph-starts': 'test_graph_starts_tiny', 'policy-vision': 'test_policy_vision_tiny',
              'practice-step': 'test_practice_step_tiny',
              'stage1-ablation': 'test_stage1_ablation_tiny',
-             'practice-null': 'test_practice_null_tiny', 'faults': 'test_faults_tiny'}
+             'practice-null': 'test_practice_null_tiny', 'faults': 'test_faults_tiny',
+             'practice-gain': 'test_practice_gain_tiny'}
 
 
 def test_every_benchmark_has_a_tiny_run():
@@ -75,7 +76,8 @@ def test_every_benchmark_has_a_tiny_run():
     ('policy-vision', ['--model', 'm', '--bags', 'b', '--episodes', '1']),
     ('practice-step', ['--stage1', 's', '--practice', 'p', '--demos', 'd', '--updates', '0']),
     ('practice-null', ['--stage1', 's', '--practice', 'p', '--max-ticks', '0']),
-    ('stage1-ablation', ['--max-ticks', '0'])])
+    ('stage1-ablation', ['--max-ticks', '0']),
+    ('practice-gain', ['--bc-k', 'm', '--bc-2k', 'm', '--iterations', '0'])])
 def test_the_tiny_size_options_refuse_what_cannot_run(name, argv, capsys):
     with pytest.raises(SystemExit) as done:
         bench.load(name).main(argv)
@@ -225,6 +227,24 @@ def test_practice_null_tiny(tmp_path, toy_stage1, monkeypatch):
     assert set(found['rows']) == {'stage1', 'real', 'shuffled'}
     assert all(row['trials'] == 1 for row in found['rows'].values())
     assert 0 <= found['p_real_beats_shuffled'] <= 1
+
+
+def test_practice_gain_tiny(tmp_path, toy_stage1, monkeypatch):
+    sim_stand_in.install(monkeypatch)
+    results = tmp_path / 'gain.json'
+    bench.load('practice-gain').main([
+        '--bc-k', toy_stage1['stage1'], '--bc-2k', toy_stage1['stage1'], '--k', '2',
+        '--seeds', '0', '1', '--iterations', '1', '--eval-episodes', '1', '--max-ticks', '3',
+        '--set', 'updates_per_iteration=1', 'batch_size=2',
+        '--out', str(tmp_path / 'runs'), '--results', str(results)])
+    found = read(results)
+    assert found['complete']
+    assert [(row['seed'], row['method']) for row in found['rows']] == [
+        (0, 'bc_k'), (0, 'bc_2k'), (0, 'k_practice'), (1, 'bc_k'), (1, 'bc_2k'),
+        (1, 'k_practice')]
+    assert all(row['practice_episodes'] == 1 for row in found['rows'][2::3])  # K/2 of 2
+    assert found['pooled']['k_practice']['trials'] == 2
+    assert 0 <= found['pooled']['p_gain_over_bc_k'] <= 1
 
 
 def test_reward_negatives_tiny(tmp_path, toy_stage1, monkeypatch):

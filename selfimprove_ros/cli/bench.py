@@ -19,6 +19,7 @@ BENCHMARKS = {
     'practice-step': ('practice_step', 'how far one REINFORCE iteration moves a policy, per lr'),
     'stage1-ablation': ('stage1_ablation', 'what each part of the Stage-1 recipe adds, in sim'),
     'practice-null': ('practice_null', 'practice against its shuffled-return control, in sim'),
+    'practice-gain': ('practice_gain', 'K + practice against BC(K) and BC(2K), 3 seeds, in sim'),
     'faults': ('faults', 'the fault matrix: what holds when processes, disks, models, inputs, '
                'bags and arguments go wrong'),
 }

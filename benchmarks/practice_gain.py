@@ -1,0 +1,196 @@
+"""Does practice beat demonstrations? K + practice against BC(K) and BC(2K), in sim.
+
+The paper's comparison on models `selfimprove models` builds with the recipe:
+
+    selfimprove models --demos 60 --work runs/k60/work --out runs/k60        # BC(K), its reward
+    selfimprove models --demos 120 --rollouts 0 --audit-rollouts 0 \\
+        --work runs/k120/work --out runs/k120                                 # BC(2K)
+    python -m benchmarks.practice_gain --bc-k runs/k60/transfer_cube \\
+        --bc-2k runs/k120/transfer_cube --seeds 0 1 2
+
+For each seed s, BC(K) practises through the node graph exactly as `make demo` does (temperature
+1, REINFORCE with the demo's settings, scored and ended by BC(K)'s frozen reward model and its
+audited success rule), at most K/2 episodes (the paper's ALOHA ratio) on scenes
+40000 + 100000 s.., over `--iterations` iterations. Then BC(K), BC(2K) and the last practice
+version run greedily on the seed's unseen scenes (80000 + 100000 s..), the simulator judging.
+Pooled over seeds: Wilson intervals and one-sided Fisher exact tests of K + practice against
+BC(K) (a gain) and against BC(2K). The seeds vary practice and scenes; both BC models are one
+build each, so SFT's own variance is not in the intervals.
+
+A phase whose output exists is not run again. Writes benchmarks/results/practice_gain.json.
+Measurements, not tests.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.sample_efficiency import (EVAL_SEEDS, machine, practice_round,  # noqa: E402
+                                          SEED_STRIDE)
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse and check the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--bc-k', required=True,
+                        help='BC(K) model directory (policy.pt, reward.onnx, audited rule)')
+    parser.add_argument('--bc-2k', required=True, help='BC(2K) model directory')
+    parser.add_argument('--task', default='transfer_cube')
+    parser.add_argument('--k', type=int,
+                        help="demonstrations of BC(K) (default: its manifest's provenance)")
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--practice-fraction', type=float, default=0.5,
+                        help='practice budget as a fraction of K (the paper on ALOHA: 0.5)')
+    parser.add_argument('--iterations', type=int, default=2, help='REINFORCE iterations')
+    parser.add_argument('--eval-episodes', type=int, default=100)
+    parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
+    parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
+                        help="REINFORCE overrides on the demo's settings, e.g. lr=1e-4")
+    parser.add_argument('--out', default='runs/practice_gain')
+    parser.add_argument('--results', default=os.path.join(RESULTS, 'practice_gain.json'))
+    args = parser.parse_args(argv)
+    for name in ('iterations', 'eval_episodes', 'max_ticks'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    args.k = args.k or demonstrations(args.bc_k)
+    if not args.k:
+        parser.error(f'{args.bc_k} records no demonstrations in its provenance: build it with '
+                     '`selfimprove models --demos K`, or give --k')
+    args.budget = int(args.k * args.practice_fraction)
+    if args.budget < 1:
+        parser.error(f'K = {args.k} x --practice-fraction {args.practice_fraction} allows no '
+                     'practice episode; raise the fraction')
+    # What practice_round's graph reads: sampling as the demo, no success bonus.
+    args.practice_temperature, args.success_bonus = 1.0, 0.0
+    return args
+
+
+def demonstrations(model_dir: str) -> int:
+    """Return how many demonstrations a `selfimprove models` model used (0: not recorded)."""
+    from selfimprove_ros.model.manifest import read_manifest
+    demos = read_manifest(model_dir).get('provenance', {}).get('demonstrations')
+    if not demos:
+        return 0
+    first, last = demos['simulator_seeds']
+    return last - first + 1
+
+
+def practise(seed: int, args):
+    """Practise from BC(K) within the budget; return the ImproveRun."""
+    from selfimprove_ros.cli.demo import practice_config, SIZES
+    from selfimprove_ros.training.improve_run import ImproveRun
+    config = practice_config(SIZES[False], [*args.overrides, f'seed={seed}'])
+    case = os.path.join(args.out, f'seed{seed}')
+    run = ImproveRun(os.path.join(case, 'practice_run'), config, args.bc_k,
+                     checkpoint=os.path.join(args.bc_k, 'policy.pt'), log=lambda *_: None)
+    bags = os.path.join(case, 'practice')
+    while run.state['iteration'] < args.iterations:
+        allowed = args.budget - len(run.state['consumed'])
+        if allowed < 1:
+            break
+        share = max(1, allowed // (args.iterations - run.state['iteration']))
+        pending = practice_round(run, args.bc_k, bags, share, seed, args.task, args)
+        if not pending:
+            break
+        run.record_outcomes(pending)
+        run.iterate(pending, run.decisions(pending))
+    return run
+
+
+def evaluation(model_dir: str, name: str, seed: int, args) -> dict:
+    """Greedy episodes of `model_dir` on the seed's scenes (reused when finished)."""
+    from selfimprove_ros.cli.evaluate import evaluate
+    out = os.path.join(args.out, f'seed{seed}', 'eval', name)
+    path = os.path.join(out, 'eval.json')
+    if os.path.exists(path):
+        with open(path) as handle:
+            return json.load(handle)
+    shutil.rmtree(out, ignore_errors=True)  # an interrupted evaluation starts again
+    return evaluate(model_dir, args.bc_k, args.task, args.eval_episodes, out,
+                    seed=seed * SEED_STRIDE + EVAL_SEEDS, max_ticks=args.max_ticks)
+
+
+def run_seed(seed: int, args) -> list:
+    """Practise, then evaluate the three versions on the seed's scenes; return their rows."""
+    run = practise(seed, args)
+    last = run.state['versions'][-1]
+    used = len(run.state['consumed'])
+    practice_success = run.history.to_dict()
+    rows = []
+    for method, model_dir, demos, practice in (
+            ('bc_k', args.bc_k, args.k, 0), ('bc_2k', args.bc_2k, 2 * args.k, 0),
+            ('k_practice', last['model_dir'], args.k, used)):
+        report = evaluation(model_dir, method, seed, args)
+        rows.append({'seed': seed, 'method': method, 'demos': demos,
+                     'practice_episodes': practice, 'version': report['version'],
+                     'sim_success': report['sim_success'],
+                     'detected_success': report['detected_success']})
+    rows[-1]['practice_history'] = practice_success
+    return rows
+
+
+def pooled(rows) -> dict:
+    """Sum each method's successes over seeds; test K + practice against both BC models."""
+    from selfimprove_ros.training.episode_report import rate
+    from selfimprove_ros.training.stopping_rule import drop_p_value
+    totals = {}
+    for row in rows:
+        total = totals.setdefault(row['method'], [0, 0])
+        total[0] += row['sim_success']['successes']
+        total[1] += row['sim_success']['trials']
+    result = {method: rate(*total) for method, total in totals.items()}
+    if {'k_practice', 'bc_k', 'bc_2k'} <= set(totals):
+        practice = totals['k_practice']
+        # P(K + practice does at least this much better by chance alone), one-sided.
+        result['p_gain_over_bc_k'] = drop_p_value(*practice, *totals['bc_k'])
+        result['p_gain_over_bc_2k'] = drop_p_value(*practice, *totals['bc_2k'])
+        result['p_worse_than_bc_2k'] = drop_p_value(*totals['bc_2k'], *practice)
+    return result
+
+
+def print_table(rows, summary):
+    """Print each seed's rows and the pooled line with the tests."""
+    print(f'\n{"seed":>4} {"method":12} {"episodes used":>14} {"sim success (greedy)":28} '
+          'detected')
+    for row in rows:
+        used = f'{row["demos"]} + {row["practice_episodes"]}'
+        print(f'{row["seed"]:>4} {row["method"]:12} {used:>14} '
+              f'{row["sim_success"]["describe"]:28} {row["detected_success"]["describe"]}')
+    for method in ('bc_k', 'bc_2k', 'k_practice'):
+        if method in summary:
+            print(f'{"all":>4} {method:12} {"":>14} {summary[method]["describe"]}')
+    if 'p_gain_over_bc_k' in summary:
+        print(f'one-sided Fisher exact: K + practice > BC(K) p = '
+              f'{summary["p_gain_over_bc_k"]:.3f}; > BC(2K) p = '
+              f'{summary["p_gain_over_bc_2k"]:.3f}; < BC(2K) p = '
+              f'{summary["p_worse_than_bc_2k"]:.3f}')
+
+
+def main(argv=None):
+    """Run every seed, saving JSON after each; print the table."""
+    from selfimprove_ros.training.improve_run import write_json_atomic
+    args = parse_args(argv)
+    started, at_start = time.monotonic(), machine()
+    rows = []
+    for seed in args.seeds:
+        print(f'\n==== seed {seed}: K = {args.k}, practice budget {args.budget} episodes',
+              flush=True)
+        rows += run_seed(seed, args)
+        config = {key: value for key, value in vars(args).items() if key != 'results'}
+        os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+        write_json_atomic(args.results, {
+            'complete': seed == args.seeds[-1], 'wall_s': round(time.monotonic() - started, 1),
+            'config': config, 'machine': at_start, 'rows': rows, 'pooled': pooled(rows)})
+    print_table(rows, pooled(rows))
+    print(f'\nsaved {args.results}')
+
+
+if __name__ == '__main__':
+    main()
