@@ -123,11 +123,15 @@ def run_seed(seed: int, args) -> list:
     last = run.state['versions'][-1]
     used = len(run.state['consumed'])
     practice_success = run.history.to_dict()
+    versions = {'k_practice': (last['model_dir'], args.k, used),
+                'bc_k': (args.bc_k, args.k, 0), 'bc_2k': (args.bc_2k, 2 * args.k, 0)}
+    # Evaluated in this order (BC(2K) may still be training while practice runs); shown as BC.
+    reports = {method: evaluation(model_dir, method, seed, args)
+               for method, (model_dir, _, _) in versions.items()}
     rows = []
-    for method, model_dir, demos, practice in (
-            ('bc_k', args.bc_k, args.k, 0), ('bc_2k', args.bc_2k, 2 * args.k, 0),
-            ('k_practice', last['model_dir'], args.k, used)):
-        report = evaluation(model_dir, method, seed, args)
+    for method in ('bc_k', 'bc_2k', 'k_practice'):
+        _, demos, practice = versions[method]
+        report = reports[method]
         rows.append({'seed': seed, 'method': method, 'demos': demos,
                      'practice_episodes': practice, 'version': report['version'],
                      'sim_success': report['sim_success'],
