@@ -25,7 +25,8 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/python -m pytest -q test/test_lint.py
 
-# Rebuild the shipped Stage-1 models (models/<task>/) from scripted demonstrations (~20 min).
+# Rebuild the shipped Stage-1 models (models/<task>/) from scripted demonstrations, and audit
+# their success rule on 100 whole rollouts (~30 min).
 models: setup
 	$(VENV)/bin/selfimprove models $(ARGS)
 

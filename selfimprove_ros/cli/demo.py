@@ -12,7 +12,8 @@ By default the demo starts from the shipped Stage-1 model (models/<task>/, made 
 5. a report: simulator and detector success per version with intervals, the stopping rule's
    verdict, a one-sided test of the last version against the baseline, plots and bags on disk
 `--from-scratch` first builds Stage 1 as `make models` does: scripted demonstrations (with
-injected noise and their clean labels) through the node graph, SFT, rollouts, SFT again.
+injected noise and their clean labels) through the node graph, SFT, rollouts, SFT again, and
+the whole-episode rollouts that choose the detector's rule for that reward model.
 """
 
 import json
@@ -29,10 +30,10 @@ HELP = 'run the simulated story: Stage-1 model, baseline, practice, a better rob
 # iteration fell from 18/20 to 4/20 in sim (docs/sample_efficiency.md). See practice_config().
 PRACTICE = {'baseline': 'step', 'lr': 3e-5, 'returns_until': 'end', 'trainable': 'action_head'}
 SIZES = {  # default (at most about 15 min on a 2-core CPU) and --full
-    False: {'demos': 100, 'rollouts': 100, 'eval_episodes': 20, 'iterations': 3,
-            'updates': 8, 'batch': 32},
-    True: {'demos': 100, 'rollouts': 100, 'eval_episodes': 100, 'iterations': 10,
-           'updates': 16, 'batch': 64},
+    False: {'demos': 100, 'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 20,
+            'iterations': 3, 'updates': 8, 'batch': 32},
+    True: {'demos': 100, 'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 100,
+           'iterations': 10, 'updates': 16, 'batch': 64},
 }
 
 
@@ -81,7 +82,7 @@ def run(args) -> int:
     if args.from_scratch:
         stage(f'Stage 1 from scratch, as make models: {size["demos"]} scripted demonstrations, '
               f'SFT, {size["rollouts"]} rollouts whose failures teach the reward model, SFT '
-              'again')
+              f'again, {size["audit_rollouts"]} rollouts that choose the success rule')
         stage1, checkpoint = build_from_scratch(args.task, out, size)
     else:
         stage1, checkpoint = shipped_model(args)
@@ -127,13 +128,16 @@ def set_aside_previous_story(out: str):
 
 def build_from_scratch(task: str, out: str, size: dict):
     """Build Stage 1 in `out` as `make models` does; return (model dir, policy checkpoint)."""
-    from selfimprove_ros.cli.models import build_stage1
+    from selfimprove_ros.cli.models import build_stage1, choose_success_rule
     from selfimprove_ros.training.checkpoint import resolve_checkpoint
     from selfimprove_ros.training.run_export import export_run
     run_dir, provenance = build_stage1(task, out, size['demos'], size['rollouts'])
     model_dir = os.path.join(out, 'models', 'stage1')
     if not os.path.exists(model_dir):
-        export_run(run_dir, model_dir, version=f'{task}-stage1', extra_provenance=provenance)
+        rule = choose_success_rule(run_dir, task, os.path.join(out, 'audit'),
+                                   size['audit_rollouts'])
+        export_run(run_dir, model_dir, version=f'{task}-stage1', extra_provenance=provenance,
+                   success_rule=rule)
     return model_dir, resolve_checkpoint(run_dir, 'last')
 
 
