@@ -8,11 +8,12 @@ The paper's comparison on models `selfimprove models` builds with the recipe:
     python -m benchmarks.practice_gain --bc-k runs/k60/transfer_cube \\
         --bc-2k runs/k120/transfer_cube --seeds 0 1 2
 
-For each seed s, BC(K) practises through the node graph exactly as `make demo` does (temperature
-1, REINFORCE with the demo's settings, scored and ended by BC(K)'s frozen reward model and its
-audited success rule), at most K/2 episodes (the paper's ALOHA ratio) on scenes
-40000 + 100000 s.., over `--iterations` iterations. Then BC(K), BC(2K) and the last practice
-version run greedily on the seed's unseen scenes (80000 + 100000 s..), the simulator judging.
+For each seed s, BC(K) practises through the node graph as `make demo` does (temperature 1
+unless `--practice-temperature`, REINFORCE with the demo's settings, scored and ended by BC(K)'s
+frozen reward model and its audited success rule), at most K/2 episodes (the paper's ALOHA
+ratio) on scenes 40000 + 100000 s.., over `--iterations` iterations. Then BC(K), BC(2K) and
+the last practice version run greedily on the seed's unseen scenes (80000 + 100000 s..), the
+simulator judging.
 Pooled over seeds: Wilson intervals and one-sided Fisher exact tests of K + practice against
 BC(K) (a gain) and against BC(2K). The seeds vary practice and scenes; both BC models are one
 build each, so SFT's own variance is not in the intervals.
@@ -51,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--iterations', type=int, default=2, help='REINFORCE iterations')
     parser.add_argument('--eval-episodes', type=int, default=100)
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
+    parser.add_argument('--practice-temperature', type=float, default=1.0,
+                        help='sampling temperature of practice (1: the paper and the demo; '
+                        'lower practises nearer the greedy policy that is judged)')
     parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
                         help="REINFORCE overrides on the demo's settings, e.g. lr=1e-4")
     parser.add_argument('--out', default='runs/practice_gain')
@@ -67,8 +71,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.budget < 1:
         parser.error(f'K = {args.k} x --practice-fraction {args.practice_fraction} allows no '
                      'practice episode; raise the fraction')
-    # What practice_round's graph reads: sampling as the demo, no success bonus.
-    args.practice_temperature, args.success_bonus = 1.0, 0.0
+    if args.practice_temperature <= 0:
+        parser.error(f'--practice-temperature must be > 0 (practice samples), got '
+                     f'{args.practice_temperature}')
+    args.success_bonus = 0.0  # what practice_round's graph reads: none on transfer_cube
     return args
 
 
