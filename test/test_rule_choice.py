@@ -113,8 +113,16 @@ def test_models_audits_half_greedy_half_sampled_whole_episodes(tmp_path, monkeyp
     from selfimprove_ros.training import run_export
     calls = []
     monkeypatch.setattr(run_export, 'export_run', lambda run, out, version: os.makedirs(out))
-    monkeypatch.setattr(evaluate, 'evaluate', lambda *args, **kw: calls.append((args, kw)))
-    monkeypatch.setattr(audit, 'score_bags', lambda model, bags: ('v', rollouts(), []))
+
+    def evaluate_(*args, **kw):
+        calls.append((args, kw))
+        return {'episodes': [{'bag': f'{kw["seed"]}-{n}'} for n in range(args[3])]}
+
+    def score_bags(model, bags):
+        assert bags == ['30000-0', '30000-1', '30000-2', *(f'30003-{n}' for n in range(4))]
+        return 'v', rollouts(), []
+    monkeypatch.setattr(evaluate, 'evaluate', evaluate_)
+    monkeypatch.setattr(audit, 'score_bags', score_bags)
     entry = models.choose_success_rule('run', 'transfer_cube', str(tmp_path), 7)
     assert [(args[3], kw['seed'], kw['temperature'], kw['learned_detection'])
             for args, kw in calls] == [(3, 30000, 0.0, False), (4, 30003, 1.0, False)]

@@ -171,6 +171,8 @@ def choose_success_rule(run_dir: str, task: str, folder: str, count: int) -> dic
     Half the episodes are greedy (evaluation), half at temperature 1 (practice): the rule must
     hold for both. No detection ends them, so every candidate is judged on whole episodes.
     """
+    import json
+
     from selfimprove_ros.cli.audit import score_bags
     from selfimprove_ros.cli.evaluate import evaluate
     from selfimprove_ros.training.rule_choice import choose_rule
@@ -179,15 +181,20 @@ def choose_success_rule(run_dir: str, task: str, folder: str, count: int) -> dic
     if not os.path.exists(model_dir):
         export_run(run_dir, model_dir, version='stage1-unaudited')
     halves = (('greedy', 0.0, count // 2), ('sampled', 1.0, count - count // 2))
-    seed = AUDIT_SEED
+    seed, bags = AUDIT_SEED, []
     for name, temperature, episodes in halves:
         out = os.path.join(folder, name)
-        if not os.path.exists(os.path.join(out, 'eval.json')):
-            evaluate(model_dir, model_dir, task, episodes, out, seed=seed,
-                     temperature=temperature, learned_detection=False)
+        report_path = os.path.join(out, 'eval.json')
+        if os.path.exists(report_path):
+            with open(report_path) as handle:
+                report = json.load(handle)
+        else:
+            report = evaluate(model_dir, model_dir, task, episodes, out, seed=seed,
+                              temperature=temperature, learned_detection=False)
+        # The report's episodes, not the folder: a graph stopping may leave one cut short.
+        bags += [episode['bag'] for episode in report['episodes']]
         seed += episodes
-    _, scored, _ = score_bags(model_dir, [os.path.join(folder, name, 'bags')
-                                          for name, _, _ in halves])
+    _, scored, _ = score_bags(model_dir, bags)
     choice = choose_rule(scored)
     print('success rule, audited on the final policy\'s rollouts:\n' + choice.describe())
     return choice.manifest_entry({'simulator_seeds': [AUDIT_SEED, seed - 1],
