@@ -57,16 +57,24 @@ class ExpertNode(Node):
         event = event_of(self, msg)
         if event is None:
             return
-        if event['event'] == 'start':
-            # Every start is acknowledged (an earlier answer may have been lost).
-            self.event_pub.publish(String(data=make_event(
-                'acting', episode_id=event['episode_id'], controller=self.get_name())))
         change = self.follower.on_event(event)
         if change == 'started':
             self.plan_start_ns = None
         if change in ('started', 'recorded'):
             self.try_plan()
             self.try_act(force=False)
+        elif change == 'repeat' and self.plan_start_ns is not None:
+            self.acknowledge()  # the earlier answer may have been lost
+
+    def acknowledge(self):
+        """Answer `acting` for the running episode: recorded, planned, commanding.
+
+        Only then: the starter repeats `start` until this answer, and each repeat draws the
+        recorder's `recording` again, so a `recording` lost while the two were still matching
+        (seen under load: the first episode timed out with the arms still) is sent again.
+        """
+        self.event_pub.publish(String(data=make_event(
+            'acting', episode_id=self.follower.episode_id, controller=self.get_name())))
 
     def on_sim_state(self, msg: JointState):
         """Remember which tick awaits an answer; plan from it if the episode may begin."""
@@ -85,6 +93,7 @@ class ExpertNode(Node):
         self.plan_start_ns = self.state_ns
         self.get_logger().info(f'episode {self.follower.episode_id}: planned '
                                f'{self.expert.episode_ticks} ticks')
+        self.acknowledge()
 
     def on_input(self, source: str, msg):
         """Count a joint state or camera frame as one input of the observation."""
