@@ -31,8 +31,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.sample_efficiency import (EVAL_SEEDS, machine, practice_round,  # noqa: E402
-                                          SEED_STRIDE)
+from benchmarks.sample_efficiency import (EVAL_SEEDS, machine,  # noqa: E402
+                                          practise_within, SEED_STRIDE)
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 
@@ -96,18 +96,8 @@ def practise(seed: int, args):
     case = os.path.join(args.out, f'seed{seed}')
     run = ImproveRun(os.path.join(case, 'practice_run'), config, args.bc_k,
                      checkpoint=os.path.join(args.bc_k, 'policy.pt'), log=lambda *_: None)
-    bags = os.path.join(case, 'practice')
-    while run.state['iteration'] < args.iterations:
-        allowed = args.budget - len(run.state['consumed'])
-        if allowed < 1:
-            break
-        share = max(1, allowed // (args.iterations - run.state['iteration']))
-        pending = practice_round(run, args.bc_k, bags, share, seed, args.task, args)
-        if not pending:
-            break
-        run.record_outcomes(pending)
-        run.iterate(pending, run.decisions(pending))
-    return run
+    return practise_within(run, args.bc_k, os.path.join(case, 'practice'), args.budget, seed,
+                           args.task, args)
 
 
 def evaluation(model_dir: str, name: str, seed: int, args) -> dict:

@@ -292,13 +292,20 @@ def practise(stage1: str, case: str, seed: int, task: str, args, reward: str = N
     decisions the minibatches shrink, as `policy_gradient.minibatches` does).
     """
     run, bags = practice_run(stage1, case, seed, task, args)
-    budget = practice_budget(args)
+    return practise_within(run, reward or stage1, bags, practice_budget(args), seed, task, args)
+
+
+def practise_within(run, reward: str, bags: str, budget: int, seed: int, task: str, args):
+    """Alternate practice rounds and iterations until the budget [episodes] is used; return run.
+
+    At most `args.iterations` iterations; `reward` names the model that scores practice.
+    """
     while run.state['iteration'] < args.iterations:
         allowed = budget - len(run.state['consumed'])
         if allowed < 1:
             break
         share = max(1, allowed // (args.iterations - run.state['iteration']))
-        pending = practice_round(run, reward or stage1, bags, share, seed, task, args)
+        pending = practice_round(run, reward, bags, share, seed, task, args)
         if not pending:
             break
         run.record_outcomes(pending)

@@ -146,22 +146,32 @@ def train(bags, run_dir: str, config, dataset: dict):
     return train_sft(bags, run_dir, config, dataset), run_dir
 
 
-def failed_rollouts(run_dir: str, task: str, folder: str, count: int) -> list:
-    """Roll the run's policy out `count` times at temperature 1; return the failed bags."""
+def exported(run_dir: str, model_dir: str, version: str) -> str:
+    """Export `run_dir` to `model_dir` unless an earlier run did; return model_dir."""
+    from selfimprove_ros.training.run_export import export_run
+    if not os.path.exists(model_dir):
+        export_run(run_dir, model_dir, version=version)
+    return model_dir
+
+
+def rollouts(model_dir: str, task: str, count: int, out: str, seed: int, temperature: float,
+             learned_detection: bool = True) -> dict:
+    """Run `count` episodes of `model_dir` into `out` once; return their report (resumed)."""
     import json
 
     from selfimprove_ros.cli.evaluate import evaluate
-    from selfimprove_ros.training.run_export import export_run
-    model_dir = os.path.join(folder, 'model')
-    if not os.path.exists(model_dir):
-        export_run(run_dir, model_dir, version='stage1-demonstrations-only')
-    report_path = os.path.join(folder, 'eval.json')
+    report_path = os.path.join(out, 'eval.json')
     if os.path.exists(report_path):
         with open(report_path) as handle:
-            report = json.load(handle)
-    else:
-        report = evaluate(model_dir, model_dir, task, count, folder, seed=ROLLOUT_SEED,
-                          temperature=1.0)
+            return json.load(handle)
+    return evaluate(model_dir, model_dir, task, count, out, seed=seed, temperature=temperature,
+                    learned_detection=learned_detection)
+
+
+def failed_rollouts(run_dir: str, task: str, folder: str, count: int) -> list:
+    """Roll the run's policy out `count` times at temperature 1; return the failed bags."""
+    model_dir = exported(run_dir, os.path.join(folder, 'model'), 'stage1-demonstrations-only')
+    report = rollouts(model_dir, task, count, folder, ROLLOUT_SEED, temperature=1.0)
     return [episode['bag'] for episode in report['episodes'] if episode['sim_success'] is False]
 
 
@@ -171,26 +181,14 @@ def choose_success_rule(run_dir: str, task: str, folder: str, count: int) -> dic
     Half the episodes are greedy (evaluation), half at temperature 1 (practice): the rule must
     hold for both. No detection ends them, so every candidate is judged on whole episodes.
     """
-    import json
-
     from selfimprove_ros.cli.audit import score_bags
-    from selfimprove_ros.cli.evaluate import evaluate
     from selfimprove_ros.training.rule_choice import choose_rule
-    from selfimprove_ros.training.run_export import export_run
-    model_dir = os.path.join(folder, 'model')
-    if not os.path.exists(model_dir):
-        export_run(run_dir, model_dir, version='stage1-unaudited')
+    model_dir = exported(run_dir, os.path.join(folder, 'model'), 'stage1-unaudited')
     halves = (('greedy', 0.0, count // 2), ('sampled', 1.0, count - count // 2))
     seed, bags = AUDIT_SEED, []
     for name, temperature, episodes in halves:
-        out = os.path.join(folder, name)
-        report_path = os.path.join(out, 'eval.json')
-        if os.path.exists(report_path):
-            with open(report_path) as handle:
-                report = json.load(handle)
-        else:
-            report = evaluate(model_dir, model_dir, task, episodes, out, seed=seed,
-                              temperature=temperature, learned_detection=False)
+        report = rollouts(model_dir, task, episodes, os.path.join(folder, name), seed,
+                          temperature, learned_detection=False)
         # The report's episodes, not the folder: a graph stopping may leave one cut short.
         bags += [episode['bag'] for episode in report['episodes']]
         seed += episodes
