@@ -1,7 +1,7 @@
 """Self-improvement on the point-mass task: success per iteration, and what each phase costs.
 
 Records the scripted demonstrations, trains and exports Stage 1, then practises with the
-project's loop (graph/practice_loop.py) and evaluates every policy version on the same
+project's loop (fleet/practice_loop.py) and evaluates every policy version on the same
 start states with the simulator's success flag, at temperature 1 and greedily. Writes
 benchmarks/results/toy_improvement.json. Measurements, not tests: nothing here asserts.
 
@@ -28,7 +28,7 @@ def stage_one(root: str, seed: int, log, demonstrations: int = None,
     """
     from selfimprove_ros.model.model_config import ModelConfig
     from selfimprove_ros.sim import point_mass as pm
-    from selfimprove_ros.graph.practice_loop import (EpisodeSpec, record_demonstrations,
+    from selfimprove_ros.fleet.practice_loop import (EpisodeSpec, record_demonstrations,
                                                      train_stage_one)
     from selfimprove_ros.training.sft_config import SftConfig
     env, seconds = pm.PointMass(), {}
@@ -54,7 +54,7 @@ def stage_one(root: str, seed: int, log, demonstrations: int = None,
 def run(args) -> dict:
     """Run the whole benchmark in a temporary directory; return the results."""
     from selfimprove_ros.sim import point_mass as pm
-    from selfimprove_ros.graph.practice_loop import EpisodeSpec, evaluate, PracticeLoop
+    from selfimprove_ros.fleet.practice_loop import EpisodeSpec, evaluate, PracticeLoop
     from selfimprove_ros.training.reinforce_config import ReinforceConfig
     with tempfile.TemporaryDirectory(prefix='toy-improvement-') as root:
         stage1, seconds = stage_one(root, args.seed, print, args.demonstrations,

@@ -5,16 +5,17 @@
 specs: where the recorder puts bags, which model acts at which temperature and seed, which
 reward model labels, the episode limit and the simulator seeds. Instead of starting ROS nodes
 around MuJoCo they run point-mass episodes (sim.point_mass) through the pieces the nodes use
-(graph/practice_loop.py: PolicyController, contract bags, label_bag), so everything after the
+(a toy sim station, fleet/practice_loop.py: PolicyController, contract bags, label_bag), so
+everything after the
 graph (datasets, SFT, reports, ImproveRun) reads real labelled bags. `install` puts both in
 place with pytest's monkeypatch, after checking that each call fits the real signature.
 """
 
 import inspect
 
-from selfimprove_ros.bag.episode_metadata import read_episode_file
-from selfimprove_ros.graph.practice_loop import EpisodeSpec, PolicyActor, record_episode
-from selfimprove_ros.runtime.episode_labelling import label_bag, read_labels
+from selfimprove_ros.bag.episode_metadata import new_episode_id, read_episode_file
+from selfimprove_ros.fleet.practice_loop import EpisodeSpec, toy_station
+from selfimprove_ros.runtime.episode_labelling import read_labels
 from selfimprove_ros.runtime.onnx_model import load_model
 from selfimprove_ros.sim import point_mass as pm
 
@@ -37,10 +38,10 @@ def collect_episodes(specs, robot: str, task: str, instruction: str, period_s: f
     spec = EpisodeSpec(robot=robot, task=task, instruction=instruction,
                        max_ticks=max_ticks, post_success_ticks=post_success_ticks,
                        control_period_s=period_s)
+    station = toy_station(env, spec, actor=pm.HesitantDemonstrator(env))
     results = []
     for seed in range(first, first + episodes):
-        bag, _ = record_episode(env, pm.HesitantDemonstrator(env, seed=seed), bag_dir, spec,
-                                seed, 'scripted', env.cameras, f'demo-{seed}')
+        bag = station.run_episode(seed, f'demo-{seed}', bag_dir).bag
         meta = read_episode_file(bag)
         results.append(EpisodeResult(meta.episode_id, seed, meta.outcome, 0, bag))
         report(f'  stand-in demonstration {seed}: {meta.outcome}')
@@ -63,14 +64,12 @@ def run_graph_until_labelled(specs, robot, episodes, log_dir, log=print, timeout
                        max_ticks=int(manager['max_ticks']), control_period_s=period_s)
     policy = load_model(policy_node['model_dir'], 'policy.onnx', env.cameras, providers='cpu')
     reward = load_model(scorer['reward_model_dir'], 'reward.onnx', env.cameras, providers='cpu')
-    actor = PolicyActor(policy, spec, float(policy_node.get('temperature', 1.0)),
-                        int(policy_node.get('seed', 0)))
+    station = toy_station(env, spec, reward, float(policy_node.get('temperature', 1.0)),
+                          int(policy_node.get('seed', 0)))
+    station.offer(policy)
     done = []
     for number in range(min(episodes, MOST_EPISODES)):
-        bag, _ = record_episode(env, actor, bag_dir, spec, first + number, policy.version,
-                                env.cameras)
-        label_bag(bag, reward, period_s, float(scorer.get('success_bonus', 0.0)),
-                  instruction=spec.instruction)
+        bag = station.run_episode(first + number, new_episode_id(), bag_dir).bag
         labels = read_labels(bag)
         item = {'episode_id': labels.episode_id, 'path': bag, 'outcome': labels.outcome,
                 'cause': '', 'labelled': True, 'sim_success': labels.sim_success}

@@ -60,7 +60,8 @@ TINY_RUNS = {'foundation': 'test_foundation_tiny', 'dataset': 'test_dataset_thro
              'practice-step': 'test_practice_step_tiny',
              'stage1-ablation': 'test_stage1_ablation_tiny',
              'practice-null': 'test_practice_null_tiny', 'faults': 'test_faults_tiny',
-             'practice-gain': 'test_practice_gain_tiny'}
+             'practice-gain': 'test_practice_gain_tiny',
+             'practice-throughput': 'test_practice_throughput_tiny'}
 
 
 def test_every_benchmark_has_a_tiny_run():
@@ -77,6 +78,7 @@ def test_every_benchmark_has_a_tiny_run():
     ('practice-step', ['--stage1', 's', '--practice', 'p', '--demos', 'd', '--updates', '0']),
     ('practice-null', ['--stage1', 's', '--practice', 'p', '--max-ticks', '0']),
     ('stage1-ablation', ['--max-ticks', '0']),
+    ('practice-throughput', ['--stations', '0']),
     ('practice-gain', ['--bc-k', 'm', '--bc-2k', 'm', '--iterations', '0'])])
 def test_the_tiny_size_options_refuse_what_cannot_run(name, argv, capsys):
     with pytest.raises(SystemExit) as done:
@@ -108,7 +110,7 @@ def read(path) -> dict:
 def toy_stage1(tmp_path_factory):
     """A point-mass Stage 1 (policy.pt beside it, as shipped), its demonstrations and two
     labelled practice episodes of its version: what the replay benchmarks read."""
-    from selfimprove_ros.graph.practice_loop import (EpisodeSpec, PracticeLoop,
+    from selfimprove_ros.fleet.practice_loop import (EpisodeSpec, PracticeLoop,
                                                      record_demonstrations, train_stage_one)
     from selfimprove_ros.model.manifest import read_manifest
     from selfimprove_ros.model.model_config import ModelConfig
@@ -245,6 +247,21 @@ def test_practice_gain_tiny(tmp_path, toy_stage1, monkeypatch):
     assert all(row['practice_episodes'] == 1 for row in found['rows'][2::3])  # K/2 of 2
     assert found['pooled']['k_practice']['trials'] == 2
     assert 0 <= found['pooled']['p_gain_over_bc_k'] <= 1
+
+
+def test_practice_throughput_tiny(tmp_path, monkeypatch):
+    """Stations for real (the shipped model, 10-tick episodes); the graph rows on the stand-in."""
+    sim_stand_in.install(monkeypatch)
+    results = tmp_path / 'throughput.json'
+    bench.load('practice-throughput').main([
+        '--stations', '2', '--graph-episodes', '1', '--station-episodes', '2',
+        '--practice-episodes', '3', '--fidelity-episodes', '1', '--max-ticks', '10',
+        '--out', str(tmp_path / 'runs'), '--results', str(results)])
+    found = read(results)
+    assert set(found['rows']) == {'node_graph', 'one_station', 'stations', 'practice'}
+    assert found['rows']['practice']['episodes'] == 3
+    assert set(found['rows']['stations']['phases_s_per_episode']) >= {'physics', 'render'}
+    assert 0 <= found['fidelity']['p_difference'] <= 1
 
 
 def test_reward_negatives_tiny(tmp_path, toy_stage1, monkeypatch):

@@ -84,3 +84,35 @@ def test_the_import_check_sees_a_stale_import_inside_a_function(tmp_path):
         'def f():\n    from selfimprove_ros.core.config import no_such_name\n')
     assert unresolved_imports(str(tmp_path)) == [
         'stale.py:2: selfimprove_ros.core.config has no no_such_name']
+
+
+def subpackages_imported(folder: str, root=PACKAGE) -> dict:
+    """Return {subpackage of selfimprove_ros: [importing files]} for the modules of `folder`."""
+    found = {}
+    for name in sorted(os.listdir(os.path.join(root, folder))):
+        if not name.endswith('.py'):
+            continue
+        with open(os.path.join(root, folder, name)) as stream:
+            tree = ast.parse(stream.read())
+        for node in ast.walk(tree):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) \
+                else [node.module or ''] if isinstance(node, ast.ImportFrom) else []
+            for module in modules:
+                parts = module.split('.')
+                if parts[0] == 'selfimprove_ros' and len(parts) > 1:
+                    found.setdefault(parts[1], []).append(f'{folder}/{name}')
+    return found
+
+
+def test_the_fleet_uses_the_floors_below_it_never_the_graph_or_the_command_line():
+    # Stations are the robot's cores without ROS: arrows from fleet/ point down.
+    above = {'graph', 'nodes', 'cli', 'console'}
+    imported = subpackages_imported('fleet')
+    assert not above & set(imported), {key: imported[key] for key in above & set(imported)}
+    assert {'runtime', 'robot', 'sim', 'bag', 'training'} <= set(imported)
+
+
+def test_the_import_guard_sees_an_arrow_up(tmp_path):
+    (tmp_path / 'fleet').mkdir()
+    (tmp_path / 'fleet' / 'up.py').write_text('from selfimprove_ros.graph import launcher\n')
+    assert subpackages_imported('fleet', str(tmp_path)) == {'graph': ['fleet/up.py']}

@@ -48,7 +48,7 @@ from selfimprove_ros.sim.point_mass import (DEMONSTRATION_TICKS, DEMONSTRATIONS,
                                             EPISODES_PER_ITERATION, HesitantDemonstrator,
                                             INSTRUCTION, MODEL, PointMass, PRACTICE_TICKS,
                                             REINFORCE, SFT)
-from selfimprove_ros.graph.practice_loop import (EpisodeSpec, improve, PracticeLoop,
+from selfimprove_ros.fleet.practice_loop import (EpisodeSpec, improve, PracticeLoop,
                                                  record_demonstrations, train_stage_one)
 from selfimprove_ros.training.reinforce_config import ReinforceConfig
 from selfimprove_ros.training.sft_config import SftConfig

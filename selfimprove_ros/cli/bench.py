@@ -20,6 +20,8 @@ BENCHMARKS = {
     'stage1-ablation': ('stage1_ablation', 'what each part of the Stage-1 recipe adds, in sim'),
     'practice-null': ('practice_null', 'practice against its shuffled-return control, in sim'),
     'practice-gain': ('practice_gain', 'K + practice against BC(K) and BC(2K), 3 seeds, in sim'),
+    'practice-throughput': ('practice_throughput', 'practice episodes per minute: node graph, '
+                            'one sim station, a fleet and its learner; station/graph fidelity'),
     'faults': ('faults', 'the fault matrix: what holds when processes, disks, models, inputs, '
                'bags and arguments go wrong'),
 }

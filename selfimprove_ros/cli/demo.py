@@ -6,9 +6,10 @@ By default the demo starts from the shipped Stage-1 model (models/<task>/, made 
 2. baseline: greedy evaluation of the Stage-1 policy through the node graph
 3. the reward model: the shipped one, trained on the demonstrations and on the failures of
    the Stage-1 policy's own rollouts (cli/models.py says why)
-4. Stage 2: practice iterations through the running graph (policy, reward scorer, success
-   detector, episode manager, recorder), REINFORCE on the on-policy bags, a greedy evaluation
-   of every new version
+4. Stage 2: practice on sim stations (fleet/: the robot's own cores - policy controller,
+   reward scorer, success detector, episode rules, recorder - one station per core, without
+   ROS transport), REINFORCE on the on-policy bags by one learner, in rounds; after each round
+   a greedy evaluation of the live version through the node graph, as on a robot
 5. a report: simulator and detector success per version with intervals, the stopping rule's
    verdict, a one-sided test of the last version against the baseline, plots and bags on disk
 `--from-scratch` first builds Stage 1 as `make models` does: scripted demonstrations (with
@@ -21,19 +22,15 @@ import os
 import time
 
 from selfimprove_ros.cli.evaluate import evaluate
-from selfimprove_ros.graph.sim_driver import run_graph_until_labelled
 from selfimprove_ros.training.stopping_rule import history_table
 
 HELP = 'run the simulated story: Stage-1 model, baseline, practice, a better robot, report'
 
-# Not the paper's REINFORCE settings (no baseline, lr 1e-4): from the shipped policy one such
-# iteration fell from 18/20 to 4/20 in sim (docs/sample_efficiency.md). See practice_config().
-PRACTICE = {'baseline': 'step', 'lr': 3e-5, 'returns_until': 'end', 'trainable': 'action_head'}
 SIZES = {  # default (at most about 15 min on a 2-core CPU) and --full
     False: {'demos': 100, 'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 20,
-            'iterations': 3, 'updates': 8, 'batch': 32},
+            'rounds': 3, 'practice_episodes': 600, 'updates': 16, 'batch': 64},
     True: {'demos': 100, 'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 100,
-           'iterations': 10, 'updates': 16, 'batch': 64},
+           'rounds': 5, 'practice_episodes': 2500, 'updates': 16, 'batch': 64},
 }
 
 
@@ -51,6 +48,8 @@ def add_arguments(parser):
                         help='the long version: 100 evaluation episodes per version and more, '
                         'larger practice iterations')
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
+    parser.add_argument('--stations', type=int, default=os.cpu_count() or 1,
+                        help='sim stations that practise (default: one per core)')
     parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
                         help='REINFORCE overrides on the demo\'s settings, e.g. lr=1e-4 '
                         'baseline=mean (see training/reinforce_config.py)')
@@ -90,11 +89,14 @@ def run(args) -> int:
     describe_model(stage1)
     stage(f'baseline: {size["eval_episodes"]} greedy episodes of the Stage-1 policy')
     history = [evaluation(stage1, stage1, args, out, size, 'stage1')]
-    config = practice_config(size, args.overrides)
-    stage(f'Stage 2: {size["iterations"]} practice iterations (temperature 1; REINFORCE on the '
-          f'{config.trainable.replace("_", " ")} with the {config.baseline} baseline, lr '
-          f'{config.lr:g}, returns until the {config.returns_until.replace("_", " ")}), scored '
-          'by the Stage-1 reward model')
+    # The learner trains while the stations wait for its version: it may use their cores.
+    config = practice_config(size, args.overrides, min(args.stations, os.cpu_count() or 1))
+    stage(f'Stage 2: {size["practice_episodes"]} practice episodes on {args.stations} sim '
+          f'stations (temperature 1; REINFORCE on the {config.trainable.replace("_", " ")} '
+          f'with the {config.baseline} baseline, lr {config.lr:g}, '
+          f'{config.samples_per_iteration} decisions per iteration), scored by the Stage-1 '
+          f'reward model; after each of {size["rounds"]} rounds a greedy evaluation of the '
+          'live version through the node graph')
     results, improve_run = practice(stage1, checkpoint, stage1, config, args, out, size)
     history += results
     stage('report')
@@ -205,67 +207,45 @@ def evaluation(model_dir: str, reward_dir: str, args, out: str, size: dict, name
 
 
 def practice(stage1: str, checkpoint: str, reward: str, config, args, out: str, size: dict):
-    """Alternate practising (at temperature 1, recorded, labelled) with REINFORCE iterations.
+    """Practise on sim stations in rounds; after each, evaluate the live version in the graph.
 
-    Return the greedy evaluation of every new version and the ImproveRun.
+    The stations (fleet/) run the robot's own cores at temperature 1 and one learner trains
+    on their labelled bags (with the trainer's stopping rule); each round resumes the same run
+    with a larger budget. Return the greedy evaluation of every new live version and the
+    ImproveRun.
     """
-    from selfimprove_ros.training.improve_loop import ready_decisions
+    from selfimprove_ros.cli.evaluate import sim_runtime_specs
+    from selfimprove_ros.cli.practice import practise_on_fleet
+    from selfimprove_ros.model.manifest import read_manifest
     from selfimprove_ros.training.improve_run import ImproveRun
-    run = ImproveRun(os.path.join(out, 'improve'), config, stage1, checkpoint=checkpoint)
-    bags = os.path.join(out, 'practice')
-    results = []
-    for iteration in range(1, size['iterations'] + 1):
-        model_dir = next(e['model_dir'] for e in run.state['versions']
-                         if e['version'] == run.version)
-        print(f'-- iteration {iteration}: practising with {run.version} until '
-              f'{config.samples_per_iteration} decisions are labelled', flush=True)
-        ready = practise_until(run, model_dir, reward, bags, args, out, iteration,
-                               lambda: ready_decisions(run, [bags]))
-        run.record_outcomes(ready[0])
-        new_dir = run.iterate(*ready)
-        results.append(evaluation(new_dir, reward, args, out, size, os.path.basename(new_dir)))
+    manifest = read_manifest(stage1)
+    specs = sim_runtime_specs(args.task, manifest['codec']['cameras'], stage1, reward,
+                              'aloha1', args.max_ticks, 1.0, {'success_detector_node': {
+                                  'use_sim_success': bool(args.end_on_sim_success)}})
+    results, evaluated = [], {manifest['version']}
+    for number in range(1, size['rounds'] + 1):
+        budget = number * size['practice_episodes'] // size['rounds']
+        print(f'-- round {number}: practising on {args.stations} stations until '
+              f'{budget} practice episodes', flush=True)
+        summary = practise_on_fleet(stage1, reward, out, specs, config, budget, args.stations,
+                                    checkpoint=checkpoint)
+        live = summary['live_version']
+        if live in evaluated:
+            print(f'{live} is still live: no new version to evaluate this round')
+            continue
+        evaluated.add(live)
+        model_dir = [entry['model_dir'] for entry in summary['versions_history']
+                     if entry['version'] == live][-1]
+        results.append(evaluation(model_dir, reward, args, out, size, live))
+    run = ImproveRun(os.path.join(out, 'improve'), config, stage1, checkpoint=checkpoint,
+                     log=lambda *_: None)
     return results, run
 
 
-def practice_config(size: dict, overrides=()):
-    """Return the demo's REINFORCE settings with `overrides` ('key=value') applied.
-
-    Without a baseline a failure's jump to "not within the horizon" makes most returns negative
-    and pushes down whatever was sampled; the step baseline compares each chunk with the other
-    episodes' at the same step. With about 15 episodes per iteration the gradient is mostly
-    noise: 3 iterations with the returns shuffled cost the whole policy as much as the real
-    ones (82 -> 66/100) and the action head alone 4 points (78/100), hence lr 3e-5 on the
-    action head.
-    """
-    from selfimprove_ros.training.reinforce_config import ReinforceConfig
-    from selfimprove_ros.training.sft_config import apply_overrides
-    settings = {'updates_per_iteration': size['updates'], 'batch_size': size['batch'],
-                'torch_threads': 1, **PRACTICE}
-    return ReinforceConfig.from_dict(apply_overrides(settings, overrides))
-
-
-def practise_until(run, model_dir, reward_dir, bags, args, out, iteration, ready):
-    """Run the practice graph until `ready()` returns something; return it."""
-    from selfimprove_ros.graph.description import build_graph, config_path, load_config
-    overrides = {
-        'launch': {'task': args.task, 'cameras': ['cam_high'], 'lockstep': True,
-                   'model_dir': model_dir, 'reward_model_dir': reward_dir},
-        'robot_node': {'seed': 100 * iteration},
-        'recorder_node': {'bag_dir': bags},
-        'policy_node': {'temperature': 1.0, 'seed': iteration},
-        'episode_manager_node': {'max_ticks': args.max_ticks, 'wait_for_policy': True},
-        'success_detector_node': {'use_sim_success': bool(args.end_on_sim_success)},
-    }
-    specs = build_graph(load_config(config_path('sim.yaml')), 'aloha1', overrides,
-                        with_runtime=True)
-    result = []
-
-    def enough(done, item):
-        result[:] = [ready()]
-        return result[0] is not None
-    run_graph_until_labelled(specs, 'aloha1', 10**6, os.path.join(out, 'logs', 'practice'),
-                             stop_when=enough)
-    return result[0]
+def practice_config(size: dict, overrides=(), threads: int = 1):
+    """Return the demo's REINFORCE settings (cli/practice.py's) with `overrides` applied."""
+    from selfimprove_ros.cli.practice import practice_config as settings
+    return settings(size['updates'], size['batch'], overrides, threads)
 
 
 def judge(history: list, out: str, min_episodes: int):

@@ -22,6 +22,13 @@ def add_arguments(parser):
     parser.add_argument('--temperature', type=float, default=0.0,
                         help='0 = greedy (default), 1 = the practising policy')
     parser.add_argument('--robot', default='aloha1')
+    parser.add_argument('--stations', type=int, default=0,
+                        help='run the episodes on this many sim stations (the robot\'s cores in '
+                        'one process each, fleet/) instead of through the node graph; 0 = the '
+                        'node graph')
+    parser.add_argument('--ray', default='', metavar='ADDRESS',
+                        help='with --stations: run them as Ray actors on this cluster '
+                        '(\'local\' starts one here)')
     parser.add_argument('--run-to-limit', action='store_true',
                         help='no learned detection ends an episode: each runs --max-ticks, so '
                         '`selfimprove audit` can judge any rule on whole episodes')
@@ -29,10 +36,14 @@ def add_arguments(parser):
 
 def run(args) -> int:
     """Run the episodes, print and save the report."""
-    report = evaluate(args.model, args.reward_model or args.model, args.task, args.episodes,
-                      args.out, seed=args.seed, max_ticks=args.max_ticks,
-                      temperature=args.temperature, robot=args.robot,
-                      learned_detection=not args.run_to_limit)
+    if args.stations < 0:
+        raise ValueError(f'--stations must be >= 0 (0 = the node graph), got {args.stations}')
+    run_episodes = evaluate_on_stations if args.stations else evaluate
+    extra = {'stations': args.stations, 'ray_address': args.ray} if args.stations else {}
+    report = run_episodes(args.model, args.reward_model or args.model, args.task,
+                          args.episodes, args.out, seed=args.seed, max_ticks=args.max_ticks,
+                          temperature=args.temperature, robot=args.robot,
+                          learned_detection=not args.run_to_limit, **extra)
     print(json.dumps({k: v for k, v in report.items() if k != 'episodes'}, indent=1))
     return 0
 
@@ -59,25 +70,16 @@ def preflight(model_dir, reward_model_dir, episodes, max_ticks, temperature) -> 
 def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ticks=100,
              temperature=0.0, robot='aloha1', log=print, learned_detection=True) -> dict:
     """Run `episodes` episodes of the policy through the sim graph and report on them."""
-    from selfimprove_ros.graph.description import build_graph, config_path, load_config
     from selfimprove_ros.graph.sim_driver import run_graph_until_labelled
     from selfimprove_ros.training.episode_report import episode_report
     manifest = preflight(model_dir, reward_model_dir, episodes, max_ticks, temperature)
-    cameras = manifest['codec']['cameras']
     out = os.path.abspath(out)
-    overrides = {
-        'launch': {'task': task, 'cameras': cameras, 'lockstep': True,
-                   'model_dir': os.path.abspath(model_dir),
-                   'reward_model_dir': os.path.abspath(reward_model_dir)},
-        'robot_node': {'seed': seed},
-        'recorder_node': {'bag_dir': os.path.join(out, 'bags')},
-        'policy_node': {'temperature': float(temperature)},
-        'success_detector_node': {'learned_detection': bool(learned_detection)},
-        # No max_episodes: faults do not count, so the driver decides when enough are done.
-        'episode_manager_node': {'max_ticks': max_ticks, 'wait_for_policy': True},
-    }
-    specs = build_graph(load_config(config_path('sim.yaml')), robot, overrides,
-                        with_runtime=True)
+    specs = sim_runtime_specs(task, manifest['codec']['cameras'], model_dir, reward_model_dir,
+                              robot, max_ticks, temperature, {
+                                  'robot_node': {'seed': seed},
+                                  'recorder_node': {'bag_dir': os.path.join(out, 'bags')},
+                                  'success_detector_node': {
+                                      'learned_detection': bool(learned_detection)}})
     saved = run_graph_until_labelled(specs, robot, episodes, os.path.join(out, 'logs'), log)
     labelled = [item['path'] for item in saved if item['labelled']]
     if len(labelled) < len(saved):
@@ -86,4 +88,63 @@ def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ti
     report = episode_report(labelled, out, manifest['version'])
     log(f'{manifest["version"]}: simulator success {report["sim_success"]["describe"]}, '
         f'detected {report["detected_success"]["describe"]}; curve in {report["plot"]}')
+    return report
+
+
+def sim_runtime_specs(task, cameras, model_dir, reward_model_dir, robot='aloha1', max_ticks=100,
+                      temperature=0.0, overrides=None) -> list:
+    """Return the sim graph (config/sim.yaml, lockstep, runtime nodes) for one policy.
+
+    The node graph and the sim stations (fleet/) both run these specs. `overrides` maps node
+    key -> parameter changes on top of these.
+    """
+    from selfimprove_ros.graph.description import build_graph, config_path, load_config
+    overrides = overrides or {}
+    base = {
+        'launch': {'task': task, 'cameras': list(cameras), 'lockstep': True,
+                   'model_dir': os.path.abspath(model_dir),
+                   'reward_model_dir': os.path.abspath(reward_model_dir)},
+        'policy_node': {'temperature': float(temperature)},
+        # No max_episodes: faults do not count, so the driver decides when enough are done.
+        'episode_manager_node': {'max_ticks': max_ticks, 'wait_for_policy': True},
+    }
+    merged = {key: {**base.get(key, {}), **overrides.get(key, {})}
+              for key in set(base) | set(overrides)}
+    return build_graph(load_config(config_path('sim.yaml')), robot, merged, with_runtime=True)
+
+
+def evaluate_on_stations(model_dir, reward_model_dir, task, episodes, out, seed=1000,
+                         max_ticks=100, temperature=0.0, robot='aloha1', log=print,
+                         learned_detection=True, stations=1, ray_address='',
+                         station=None) -> dict:
+    """Run `episodes` episodes on sim stations (the graph's cores); report as `evaluate`."""
+    from selfimprove_ros.fleet.fleet import start_fleet
+    from selfimprove_ros.fleet.practice import evaluate_on_fleet
+    from selfimprove_ros.fleet.station import PHASES
+    from selfimprove_ros.training.episode_report import episode_report
+    manifest = preflight(model_dir, reward_model_dir, episodes, max_ticks, temperature)
+    out = os.path.abspath(out)
+    specs = sim_runtime_specs(task, manifest['codec']['cameras'], model_dir, reward_model_dir,
+                              robot, max_ticks, temperature, {'success_detector_node': {
+                                  'learned_detection': bool(learned_detection)}})
+    fleet = start_fleet({'specs': specs, 'robot': robot,
+                         'reward_model_dir': os.path.abspath(reward_model_dir),
+                         'station': station or {}}, stations, ray_address, log)
+    try:
+        results = evaluate_on_fleet(fleet, os.path.abspath(model_dir),
+                                    range(seed, seed + episodes), os.path.join(out, 'bags'),
+                                    log)
+    finally:
+        fleet.close()
+    labelled = [result['bag'] for result in results if result['labelled']]
+    if len(labelled) < len(results):
+        log(f'{len(results) - len(labelled)} of {len(results)} episodes were faults and are '
+            f'left out of the report: {fleet.faults}')
+    report = episode_report(labelled, out, manifest['version'])
+    report['stations'] = stations
+    report['phases_s'] = {name: sum(result['phases'].get(name, 0.0) for result in results)
+                          for name in PHASES}
+    log(f'{manifest["version"]} on {stations} station(s): simulator success '
+        f'{report["sim_success"]["describe"]}, detected {report["detected_success"]["describe"]}'
+        f'; curve in {report["plot"]}')
     return report

@@ -5,14 +5,15 @@ import os
 import sys
 
 from selfimprove_ros.cli import (audit, bag, bench, collect, console, demo, evaluate, export,
-                                 models, train)
+                                 models, practice, train)
 
 # Headless rendering unless the user chose otherwise: without it MuJoCo tries GLFW, which warns
 # about the missing X display (and fails) on every robot computer and CI machine.
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
 COMMANDS = {'collect': collect, 'bag': bag, 'train': train, 'export': export, 'eval': evaluate,
-            'demo': demo, 'console': console, 'bench': bench, 'audit': audit, 'models': models}
+            'demo': demo, 'console': console, 'bench': bench, 'audit': audit, 'models': models,
+            'practice': practice}
 
 
 def build_parser() -> argparse.ArgumentParser:

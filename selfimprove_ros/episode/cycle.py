@@ -14,7 +14,7 @@ from selfimprove_ros.bag.episode_metadata import new_episode_id
 from selfimprove_ros.bag.verdict import record_verdict
 from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.episode.state import ENDED, EpisodeStateMachine, Phase, TransitionError
-from selfimprove_ros.episode.watch import EpisodeTally, EpisodeWatch
+from selfimprove_ros.episode.watch import EpisodeTally, EpisodeWatch, success_cause
 
 REQUESTS = ('reset_done', 'abort', 'start', 'mark_failed')
 
@@ -242,16 +242,7 @@ class EpisodeCycle:
         """
         if self.watch is None or data.get('episode_id') != self.watch.episode_id:
             return
-        steps = data.get('steps_to_go')
-        steps = f'{steps:.2f}' if isinstance(steps, (int, float)) else '?'
-        if data.get('source') == 'sim':
-            cause = f'simulator success (detector use_sim_success), d={steps} ticks'
-        else:
-            cause = f'detected success: d={steps} ticks'
-            if data.get('sim_success') is not None:
-                cause += ', simulator agreed' if data['sim_success'] else \
-                    ', simulator disagreed'
-        self.apply(self.machine.success(f'{cause} (tick {self.machine.ticks})'))
+        self.apply(self.machine.success(success_cause(data, self.machine.ticks)))
 
     def on_sim_success(self, succeeded: bool):
         """Keep whether the simulator reported success (evaluation only: it never ends one)."""

@@ -82,6 +82,24 @@ class EpisodeWatch:
         return ''
 
 
+def success_cause(detection: dict, ticks: int) -> str:
+    """Return why an episode ended at a success detection (a success_detector_node document).
+
+    It names d(o, g) and whether the simulator agreed; a detection whose source is 'sim' (the
+    detector's use_sim_success evaluation mode) says so.
+    """
+    steps = detection.get('steps_to_go')
+    steps = f'{steps:.2f}' if isinstance(steps, (int, float)) else '?'
+    if detection.get('source') == 'sim':
+        cause = f'simulator success (detector use_sim_success), d={steps} ticks'
+    else:
+        cause = f'detected success: d={steps} ticks'
+        if detection.get('sim_success') is not None:
+            cause += ', simulator agreed' if detection['sim_success'] else \
+                ', simulator disagreed'
+    return f'{cause} (tick {ticks})'
+
+
 @dataclass
 class VersionCounts:
     """Ended episodes of one policy version."""

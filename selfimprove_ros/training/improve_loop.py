@@ -28,12 +28,9 @@ def ready_decisions(run: ImproveRun, bag_roots, log=print):
 
 def improve_forever(bag_roots, run_dir, config, model_dir='', checkpoint='', iterations=0,
                     poll_s=5.0, log=print, should_stop=lambda: False, stopping=None):
-    """Yield the model directory of each new (or rolled-back-to) live policy.
+    """Yield the model directory of each new (or rolled-back-to) live policy (`learn_once`).
 
-    Before training on a version's practice, the stopping rule judges that version against the
-    best so far: significantly worse -> roll back to the best (its episodes still count in the
-    history, but train nothing); worse `patience` times in a row -> stop with the best live.
-    Stops after `iterations` (0 = never).
+    Stops after `iterations` (0 = never), or when the stopping rule says so.
     """
     stopping = stopping or StoppingConfig()
     run = ImproveRun(run_dir, config, model_dir, checkpoint, log)
@@ -47,19 +44,33 @@ def improve_forever(bag_roots, run_dir, config, model_dir='', checkpoint='', ite
                 waiting_since = time.monotonic()
             time.sleep(poll_s)
             continue
-        pending, decisions = ready
-        run.record_outcomes(pending)
-        verdict = decide(run.history, run.version, stopping)
-        episodes = [labels.episode_id for _, labels in pending]
-        if verdict.action == 'continue':
-            yield run.iterate(pending, decisions)
-        elif verdict.action == 'rollback':
-            yield run.revert_to(verdict.best_version, verdict.reason, episodes)
-        else:
-            log(f'stopping: {verdict.reason}')
-            if verdict.best_version and verdict.best_version != run.version:
-                yield run.revert_to(verdict.best_version, verdict.reason, episodes)
-            else:
-                run.commit(episodes)
+        model_dir, stop = learn_once(run, ready, stopping, log)
+        if model_dir:
+            yield model_dir
+        if stop:
             return
         done += 1
+
+
+def learn_once(run: ImproveRun, ready, stopping: StoppingConfig, log=print):
+    """Judge the live version, then train on its practice, roll back or stop.
+
+    `ready` is ready_decisions' (pending, decisions). Before training on a version's practice,
+    the stopping rule judges that version against the best so far: significantly worse -> roll
+    back to the best (its episodes still count in the history, but train nothing); worse
+    `patience` times in a row -> stop with the best live. Returns (the model directory now
+    live, or '' when it did not change; whether to stop).
+    """
+    pending, decisions = ready
+    run.record_outcomes(pending)
+    verdict = decide(run.history, run.version, stopping)
+    episodes = [labels.episode_id for _, labels in pending]
+    if verdict.action == 'continue':
+        return run.iterate(pending, decisions), False
+    if verdict.action == 'rollback':
+        return run.revert_to(verdict.best_version, verdict.reason, episodes), False
+    log(f'stopping: {verdict.reason}')
+    if verdict.best_version and verdict.best_version != run.version:
+        return run.revert_to(verdict.best_version, verdict.reason, episodes), True
+    run.commit(episodes)
+    return '', True
