@@ -12,7 +12,8 @@ Rows (transfer_cube, the shipped model unless --model says otherwise):
 
     python -m benchmarks.practice_throughput --practice-episodes 2500 --fidelity-episodes 100
 
-Writes benchmarks/results/practice_throughput.json. Measurements, not tests.
+Writes benchmarks/results/practice_throughput.json; rows measured in an earlier run and not
+this one stay, each with when and on what it was measured. Measurements, not tests.
 """
 
 import argparse
@@ -61,6 +62,7 @@ def practice_row(args) -> dict:
     """Practise --practice-episodes on --stations stations with one learner; return the row."""
     from selfimprove_ros.cli.evaluate import preflight, sim_runtime_specs
     from selfimprove_ros.cli.practice import practice_config, practise_on_fleet
+    from selfimprove_ros.training.stopping_rule import StoppingConfig
     out = os.path.join(args.out, 'practice')
     shutil.rmtree(out, ignore_errors=True)
     manifest = preflight(args.model, args.model, 1, args.max_ticks, 1.0)
@@ -68,10 +70,11 @@ def practice_row(args) -> dict:
                               'aloha1', args.max_ticks, 1.0)
     model = os.path.abspath(args.model)
     started = time.monotonic()
+    # Rollbacks still happen, but the rule never ends the run: the row measures throughput.
     summary = practise_on_fleet(model, model, out, specs,
                                 practice_config(16, 64, threads=args.stations),
                                 args.practice_episodes, args.stations, PRACTICE_SEED,
-                                log=lambda *_: None)
+                                stopping=StoppingConfig(patience=10**6), log=lambda *_: None)
     elapsed = time.monotonic() - started
     episodes = summary['practised_now']
     row = {'episodes': episodes, 'stations': args.stations, 'elapsed_s': elapsed,
@@ -95,10 +98,32 @@ def fidelity(args) -> dict:
     a, b = (rows[name]['sim_success'] for name in ('stations', 'node_graph'))
     _, p_value = fisher_exact([[a['successes'], a['trials'] - a['successes']],
                                [b['successes'], b['trials'] - b['successes']]])
+    paired = scene_agreement(*(os.path.join(args.out, f'fidelity_{name}')
+                               for name in ('stations', 'node_graph')))
     print(f'fidelity: stations {a["describe"]}, node graph {b["describe"]}; two-sided Fisher '
-          f'exact p = {p_value:.2f}', flush=True)
-    return {**rows, 'p_difference': p_value, 'seeds': [FIDELITY_SEED,
-                                                       FIDELITY_SEED + args.fidelity_episodes - 1]}
+          f'exact p = {p_value:.2f}; per scene {paired}', flush=True)
+    return {**rows, 'p_difference': p_value, 'paired': paired,
+            'seeds': [FIDELITY_SEED, FIDELITY_SEED + args.fidelity_episodes - 1]}
+
+
+def scene_agreement(stations_dir: str, graph_dir: str) -> dict:
+    """Compare the two evaluations scene by scene; McNemar's exact test on the discordant ones."""
+    from scipy.stats import binomtest
+
+    from selfimprove_ros.bag.episode_metadata import read_episode_file
+
+    def by_seed(folder):
+        with open(os.path.join(folder, 'eval.json')) as stream:
+            report = json.load(stream)
+        return {read_episode_file(e['bag']).seed: bool(e['sim_success'])
+                for e in report['episodes']}
+    a, b = by_seed(stations_dir), by_seed(graph_dir)
+    seeds = sorted(set(a) & set(b))
+    only_a = sum(a[s] and not b[s] for s in seeds)
+    only_b = sum(b[s] and not a[s] for s in seeds)
+    p_value = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return {'scenes': len(seeds), 'agree': len(seeds) - only_a - only_b,
+            'stations_only': only_a, 'node_graph_only': only_b, 'p_mcnemar': p_value}
 
 
 def parse_args(argv=None):
@@ -131,9 +156,13 @@ def parse_args(argv=None):
 def main(argv=None):
     """Measure each row, print it as it comes, save the JSON."""
     args = parse_args(argv)
-    result = {'model': os.path.abspath(args.model), 'task': args.task, 'machine': machine(),
-              'argv': argv if argv is not None else sys.argv[1:], 'rows': {}}
+    result = {'model': os.path.abspath(args.model), 'task': args.task, 'rows': {}}
+    if os.path.exists(args.results):  # rows measured now replace theirs, the others stay
+        with open(args.results) as stream:
+            result = {**result, **json.load(stream)}
     rows = result['rows']
+    stamp = {'machine': machine(), 'argv': argv if argv is not None else sys.argv[1:],
+             'date': time.strftime('%Y-%m-%d')}
     if args.graph_episodes:
         rows['node_graph'] = timed_evaluation(args, 'node_graph', args.graph_episodes, 1.0,
                                               PRACTICE_SEED)
@@ -146,6 +175,8 @@ def main(argv=None):
         rows['practice'] = practice_row(args)
     if args.fidelity_episodes:
         result['fidelity'] = fidelity(args)
+    for row in list(rows.values()) + [result.get('fidelity', {})]:
+        row.setdefault('measured', stamp)
     os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
     with open(args.results, 'w') as stream:
         json.dump(result, stream, indent=1)

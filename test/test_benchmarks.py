@@ -61,7 +61,8 @@ TINY_RUNS = {'foundation': 'test_foundation_tiny', 'dataset': 'test_dataset_thro
              'stage1-ablation': 'test_stage1_ablation_tiny',
              'practice-null': 'test_practice_null_tiny', 'faults': 'test_faults_tiny',
              'practice-gain': 'test_practice_gain_tiny',
-             'practice-throughput': 'test_practice_throughput_tiny'}
+             'practice-throughput': 'test_practice_throughput_tiny',
+             'practice-pays': 'test_practice_pays_tiny'}
 
 
 def test_every_benchmark_has_a_tiny_run():
@@ -79,6 +80,7 @@ def test_every_benchmark_has_a_tiny_run():
     ('practice-null', ['--stage1', 's', '--practice', 'p', '--max-ticks', '0']),
     ('stage1-ablation', ['--max-ticks', '0']),
     ('practice-throughput', ['--stations', '0']),
+    ('practice-pays', ['--temperature', '0']),
     ('practice-gain', ['--bc-k', 'm', '--bc-2k', 'm', '--iterations', '0'])])
 def test_the_tiny_size_options_refuse_what_cannot_run(name, argv, capsys):
     with pytest.raises(SystemExit) as done:
@@ -262,6 +264,20 @@ def test_practice_throughput_tiny(tmp_path, monkeypatch):
     assert found['rows']['practice']['episodes'] == 3
     assert set(found['rows']['stations']['phases_s_per_episode']) >= {'physics', 'render'}
     assert 0 <= found['fidelity']['p_difference'] <= 1
+    assert found['fidelity']['paired']['scenes'] == 1
+
+
+def test_practice_pays_tiny(tmp_path):
+    """Real stations and learner from the shipped model, at the smallest sizes."""
+    results = tmp_path / 'pays.json'
+    bench.load('practice-pays').main([
+        '--sampler', 'chunk_quantile', '--episodes', '2', '--eval-episodes', '1',
+        '--max-ticks', '10', '--stations', '2', '--out', str(tmp_path / 'runs'),
+        '--results', str(results)])
+    (row,) = read(results).values()
+    assert {'start', 'real', 'shuffled', 'p_values'} <= set(row)
+    assert row['real']['greedy']['trials'] == 1 and row['shuffled']['episodes'] == 2
+    assert all(0 <= p <= 1 for p in row['p_values'].values())
 
 
 def test_reward_negatives_tiny(tmp_path, toy_stage1, monkeypatch):

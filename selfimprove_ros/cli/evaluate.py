@@ -3,6 +3,7 @@
 import json
 import os
 
+from selfimprove_ros.runtime.token_sampling import SAMPLERS
 from selfimprove_ros.sim.aloha_sim import TASKS
 
 HELP = 'evaluate a policy in sim: success rate with a 95 percent interval, mean steps-to-go curve'
@@ -21,6 +22,9 @@ def add_arguments(parser):
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
     parser.add_argument('--temperature', type=float, default=0.0,
                         help='0 = greedy (default), 1 = the practising policy')
+    parser.add_argument('--sampler', choices=SAMPLERS, default='independent',
+                        help="how a chunk's tokens are drawn at temperature > 0 (policy_node's "
+                        'sampler)')
     parser.add_argument('--robot', default='aloha1')
     parser.add_argument('--stations', type=int, default=0,
                         help='run the episodes on this many sim stations (the robot\'s cores in '
@@ -43,7 +47,8 @@ def run(args) -> int:
     report = run_episodes(args.model, args.reward_model or args.model, args.task,
                           args.episodes, args.out, seed=args.seed, max_ticks=args.max_ticks,
                           temperature=args.temperature, robot=args.robot,
-                          learned_detection=not args.run_to_limit, **extra)
+                          learned_detection=not args.run_to_limit, sampler=args.sampler,
+                          **extra)
     print(json.dumps({k: v for k, v in report.items() if k != 'episodes'}, indent=1))
     return 0
 
@@ -68,7 +73,8 @@ def preflight(model_dir, reward_model_dir, episodes, max_ticks, temperature) -> 
 
 
 def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ticks=100,
-             temperature=0.0, robot='aloha1', log=print, learned_detection=True) -> dict:
+             temperature=0.0, robot='aloha1', log=print, learned_detection=True,
+             sampler='independent') -> dict:
     """Run `episodes` episodes of the policy through the sim graph and report on them."""
     from selfimprove_ros.graph.sim_driver import run_graph_until_labelled
     from selfimprove_ros.training.episode_report import episode_report
@@ -78,6 +84,7 @@ def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ti
                               robot, max_ticks, temperature, {
                                   'robot_node': {'seed': seed},
                                   'recorder_node': {'bag_dir': os.path.join(out, 'bags')},
+                                  'policy_node': {'sampler': sampler},
                                   'success_detector_node': {
                                       'learned_detection': bool(learned_detection)}})
     saved = run_graph_until_labelled(specs, robot, episodes, os.path.join(out, 'logs'), log)
@@ -116,8 +123,11 @@ def sim_runtime_specs(task, cameras, model_dir, reward_model_dir, robot='aloha1'
 def evaluate_on_stations(model_dir, reward_model_dir, task, episodes, out, seed=1000,
                          max_ticks=100, temperature=0.0, robot='aloha1', log=print,
                          learned_detection=True, stations=1, ray_address='',
-                         station=None) -> dict:
-    """Run `episodes` episodes on sim stations (the graph's cores); report as `evaluate`."""
+                         station=None, sampler='independent') -> dict:
+    """Run `episodes` episodes on sim stations (the graph's cores); report as `evaluate`.
+
+    `sampler` is policy_node's (runtime/token_sampling.py), for temperatures above 0.
+    """
     from selfimprove_ros.fleet.fleet import start_fleet
     from selfimprove_ros.fleet.practice import evaluate_on_fleet
     from selfimprove_ros.fleet.station import PHASES
@@ -125,8 +135,10 @@ def evaluate_on_stations(model_dir, reward_model_dir, task, episodes, out, seed=
     manifest = preflight(model_dir, reward_model_dir, episodes, max_ticks, temperature)
     out = os.path.abspath(out)
     specs = sim_runtime_specs(task, manifest['codec']['cameras'], model_dir, reward_model_dir,
-                              robot, max_ticks, temperature, {'success_detector_node': {
-                                  'learned_detection': bool(learned_detection)}})
+                              robot, max_ticks, temperature, {
+                                  'policy_node': {'sampler': sampler},
+                                  'success_detector_node': {
+                                      'learned_detection': bool(learned_detection)}})
     fleet = start_fleet({'specs': specs, 'robot': robot,
                          'reward_model_dir': os.path.abspath(reward_model_dir),
                          'station': station or {}}, stations, ray_address, log)

@@ -10,6 +10,8 @@ takes it between episodes. Run it again with the same --out to resume.
 import json
 import os
 
+from selfimprove_ros.runtime.token_sampling import SAMPLERS
+
 HELP = 'practise a policy on a simulated fleet: sim stations + one learner (REINFORCE)'
 
 # Not the paper's REINFORCE settings (no baseline, lr 1e-4): from the shipped policy one such
@@ -38,6 +40,13 @@ def add_arguments(parser):
     parser.add_argument('--batch', type=int, default=64,
                         help='decisions per update (the paper: 64); an iteration waits for '
                         'updates x batch on-policy decisions')
+    parser.add_argument('--temperature', type=float, default=1.0,
+                        help='temperature the stations practise at; the learner trains that '
+                        'tempered policy')
+    parser.add_argument('--sampler', choices=SAMPLERS, default='independent',
+                        help="how the stations draw a chunk's tokens: 'independent' or "
+                        "'chunk_quantile' (one quantile per joint per chunk: smooth motions); "
+                        'the learner uses the exact log-probability of what was drawn')
     parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
                         help='REINFORCE overrides, e.g. lr=1e-4 baseline=mean')
     parser.add_argument('--frames', choices=('used', 'every_tick'), default='used',
@@ -68,6 +77,9 @@ def practice_config(updates: int, batch: int, overrides=(), threads: int = 1):
 
 def check_arguments(args):
     """Refuse what cannot run, in one line each, before any station starts."""
+    if not args.temperature > 0:
+        raise ValueError(f'--temperature must be > 0 (greedy practice samples nothing to learn '
+                         f'from), got {args.temperature}')
     for name, value, low in (('--stations', args.stations, 1), ('--episodes', args.episodes, 0),
                              ('--max-ticks', args.max_ticks, 1), ('--updates', args.updates, 1),
                              ('--batch', args.batch, 1)):
@@ -84,13 +96,15 @@ def run(args) -> int:
     from selfimprove_ros.cli.evaluate import preflight, sim_runtime_specs
     check_arguments(args)
     reward_dir = os.path.abspath(args.reward_model or args.model)
-    manifest = preflight(args.model, reward_dir, 1, args.max_ticks, 1.0)
+    manifest = preflight(args.model, reward_dir, 1, args.max_ticks, args.temperature)
     out = os.path.abspath(args.out)
+    # One home for how practice samples: the stations' policy_node and the learner's log pi.
+    sampling = [f'sampler={args.sampler}', f'temperature={args.temperature}']
     summary = practise_on_fleet(
         os.path.abspath(args.model), reward_dir, out, sim_runtime_specs(
             args.task, manifest['codec']['cameras'], args.model, reward_dir, args.robot,
-            args.max_ticks, 1.0),
-        practice_config(args.updates, args.batch, args.overrides,
+            args.max_ticks, args.temperature, {'policy_node': {'sampler': args.sampler}}),
+        practice_config(args.updates, args.batch, [*args.overrides, *sampling],
                         threads=min(args.stations, os.cpu_count() or 1)),
         args.episodes, args.stations, first_seed=args.first_seed, ray_address=args.ray,
         robot=args.robot, station={'frames': args.frames})
@@ -101,17 +115,18 @@ def run(args) -> int:
 
 def practise_on_fleet(model_dir, reward_dir, out, specs, config, episodes, stations,
                       first_seed=100_000, ray_address='', robot='aloha1', station=None,
-                      checkpoint='', log=print) -> dict:
+                      checkpoint='', stopping=None, log=print) -> dict:
     """Practise `episodes` on a fleet with one learner in `out`; save and return the summary.
 
-    `checkpoint` is the policy checkpoint a new run starts from (default: model_dir's).
+    `checkpoint` is the policy checkpoint a new run starts from (default: model_dir's);
+    `stopping` the learner's StoppingConfig (default: the trainer's).
     """
     from selfimprove_ros.fleet.fleet import start_fleet
     from selfimprove_ros.fleet.learner import Learner
     from selfimprove_ros.fleet.practice import practise
     bag_root = os.path.join(out, 'practice')
     learner = Learner(os.path.join(out, 'improve'), config, model_dir, bag_root, checkpoint,
-                      log=log)
+                      stopping, log=log)
     fleet = start_fleet({'specs': specs, 'robot': robot, 'reward_model_dir': reward_dir,
                          'station': station or {}}, stations, ray_address, log)
     try:

@@ -7,6 +7,7 @@ from selfimprove_ros.core.config import require, require_cameras, setting
 from selfimprove_ros.core.observation_sync import SyncConfig
 from selfimprove_ros.core.topics import MODEL_ANNOUNCE
 from selfimprove_ros.runtime.onnx_model import PROVIDERS
+from selfimprove_ros.runtime.token_sampling import SAMPLERS
 
 
 @dataclass
@@ -50,6 +51,11 @@ class PolicyConfig(SyncConfig):
         'older input holds the arm and reports the controller stale')
     temperature: float = setting(1.0, 'Sampling temperature: 1 = the trained policy (practice), '
                                  '0 = greedy (evaluation)')
+    sampler: str = setting(
+        'independent', "How a chunk's tokens are drawn at temperature > 0: 'independent' (each "
+        "token on its own) or 'chunk_quantile' (one quantile per joint for the whole chunk: a "
+        'smooth deviation, not jitter; runtime/token_sampling.py). Practice must tell the '
+        'learner the same (ReinforceConfig.sampler)')
     seed: int = setting(0, 'Seed of action sampling')
     providers: str = setting('auto', f'ONNX Runtime providers, one of {list(PROVIDERS)}')
     inference_budget_s: float = setting(
@@ -71,6 +77,8 @@ class PolicyConfig(SyncConfig):
                 f'decision_deadline_s must be in (0, control_period_s = '
                 f'{self.control_period_s}), got {self.decision_deadline_s!r}')
         require(self.temperature >= 0, f'temperature must be >= 0, got {self.temperature!r}')
+        require(self.sampler in SAMPLERS,
+                f'sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}')
         require(self.providers in PROVIDERS,
                 f'providers must be one of {list(PROVIDERS)}, got {self.providers!r}')
         require(0 < self.inference_budget_s <= self.control_period_s,

@@ -43,7 +43,8 @@ class PolicyController:
         self.config, self.log, self.decode, self.clock = config, log, decode, clock
         self.max_age_ns = int(config.max_observation_age_s * 1e9)
         self.slot = ModelSlot()
-        self.runtime = PolicyRuntime(config.instruction, config.temperature, config.seed)
+        self.runtime = PolicyRuntime(config.instruction, config.temperature, config.seed,
+                                     config.sampler)
         self.follower = EpisodeFollower(config.wait_for_recording)
         self.sync = ObservationSync([JOINTS, *config.cameras])
         self.period_ns = int(round(config.control_period_s * 1e9))

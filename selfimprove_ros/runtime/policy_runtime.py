@@ -39,8 +39,9 @@ def observation_inputs(model: LoadedModel, frames: dict, joints: np.ndarray,
 class PolicyRuntime:
     """Queries the policy once per chunk and hands out one joint target per tick."""
 
-    def __init__(self, instruction: str, temperature: float, seed: int = 0):
-        self.instruction, self.temperature = instruction, temperature
+    def __init__(self, instruction: str, temperature: float, seed: int = 0,
+                 sampler: str = 'independent'):
+        self.instruction, self.temperature, self.sampler = instruction, temperature, sampler
         self.rng = np.random.default_rng(seed)
         self.chunk, self.next_index = None, 0
 
@@ -60,7 +61,7 @@ class PolicyRuntime:
         started = time.perf_counter()
         logits = model.run(*inputs)[0][0]
         inference_s = time.perf_counter() - started
-        tokens, logp = sample_tokens(logits, self.temperature, self.rng)
+        tokens, logp = sample_tokens(logits, self.temperature, self.rng, self.sampler)
         targets = model.codec.decode_tokens(tokens)
         self.chunk, self.next_index = targets, 0
         return Decision(stamp_ns, model.version, tokens, float(logp.sum()), targets,

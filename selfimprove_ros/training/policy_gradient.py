@@ -11,7 +11,7 @@ carries one implicitly when the policy makes progress. `baseline: mean` or `step
 """
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -120,15 +120,31 @@ def _empty(episode, cameras, labels) -> Decisions:
                      np.zeros(0, np.int64))
 
 
-def chunk_log_prob(action_logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Return log pi(a | o) [B]: the sum over a chunk's tokens of their log-probabilities."""
-    logp = F.log_softmax(action_logits.float(), dim=-1)
-    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).sum(-1)
+def chunk_log_prob(action_logits: torch.Tensor, tokens: torch.Tensor,
+                   sampler: str = 'independent', temperature: float = 1.0,
+                   joints: int = 14) -> torch.Tensor:
+    """Return log pi(a | o) [B]: the log-probability with which the sampler drew each chunk.
+
+    'independent': the sum over the chunk's tokens of their (tempered) log-probabilities.
+    'chunk_quantile' (runtime/token_sampling.py): per joint, the log of the overlap of the
+    ticks' bins [cdf(b - 1), cdf(b)) under the tempered distribution, summed over joints.
+    """
+    logp = F.log_softmax(action_logits.float() / temperature, dim=-1)
+    if sampler == 'independent':
+        return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).sum(-1)
+    probs = logp.exp().reshape(len(logp), -1, joints, logp.shape[-1])
+    chosen = tokens.reshape(len(tokens), -1, joints, 1)
+    upper = probs.cumsum(-1).gather(-1, chosen).squeeze(-1)
+    lower = upper - probs.gather(-1, chosen).squeeze(-1)
+    overlap = upper.min(dim=1).values - lower.max(dim=1).values
+    return overlap.clamp_min(1e-30).log().sum(-1)
 
 
-def reinforce_loss(action_logits, tokens, returns, loss_scale: float) -> torch.Tensor:
+def reinforce_loss(action_logits, tokens, returns, loss_scale: float, sampler='independent',
+                   temperature: float = 1.0) -> torch.Tensor:
     """Return mean over the batch of -c * R_t * log pi(a_t | o_t, g)."""
-    return -(loss_scale * returns * chunk_log_prob(action_logits, tokens)).mean()
+    logp = chunk_log_prob(action_logits, tokens, sampler, temperature)
+    return -(loss_scale * returns * logp).mean()
 
 
 def minibatches(count: int, updates: int, batch_size: int, rng: np.random.Generator):
@@ -208,6 +224,8 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
     one iteration of evidence should take it).
     """
     rng = np.random.default_rng([config.seed, step_seed])
+    if config.shuffle_returns:
+        decisions = replace(decisions, returns=rng.permutation(decisions.returns))
     practised = copy.deepcopy(model).eval()
     model.train()
     if not any(p.requires_grad for p in model.encoder.parameters()):
@@ -230,7 +248,8 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
             kl = chunk_kl(practised(images, joints, words)[0], logits).mean().item()
         if config.target_kl and kl > config.target_kl:
             break
-        loss = reinforce_loss(logits, tokens, returns, config.loss_scale)
+        loss = reinforce_loss(logits, tokens, returns, config.loss_scale, config.sampler,
+                              config.temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(
@@ -239,7 +258,8 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
         optimizer.step()
         done += 1
         totals['loss'] += loss.item()
-        totals['log_prob'] += chunk_log_prob(logits.detach(), tokens).mean().item()
+        totals['log_prob'] += chunk_log_prob(logits.detach(), tokens, config.sampler,
+                                             config.temperature).mean().item()
         totals['grad_norm'] += float(norm)
     metrics = {name: value / max(done, 1) for name, value in totals.items()}
     metrics.update(updates=done, decisions=len(decisions), kl=kl,

@@ -3,6 +3,7 @@
 from dataclasses import asdict, dataclass
 
 from selfimprove_ros.core.config import config_from_dict, require, setting
+from selfimprove_ros.runtime.token_sampling import SAMPLERS
 
 BASELINES = ('none', 'mean', 'step')
 RETURN_HORIZONS = ('end', 'closest_approach')
@@ -14,6 +15,12 @@ class ReinforceConfig:
     """Returns, loss scale, on-policy batching and optimisation of self-improvement."""
 
     gamma: float = setting(0.9, 'Discount per decision (one sampled chunk) (the paper: 0.9)')
+    sampler: str = setting(
+        'independent', "How practice drew its chunks (policy_node's sampler): log pi(a_t | o_t, "
+        "g) is the exact probability of what that sampler drew, 'chunk_quantile' included")
+    temperature: float = setting(
+        1.0, "The temperature practice sampled at (policy_node's): the policy trained is the "
+        'tempered one that acted')
     loss_scale: float = setting(
         0.05, 'c in loss = -c * R_t * log pi(a_t | o_t, g) (the paper: 0.05, ~ 1 - gamma^N '
         'keeps c * R within about [-1, 1])')
@@ -57,12 +64,20 @@ class ReinforceConfig:
         0.0, 'Extra reward [ticks] on the last step when the simulator reports success (the '
         'paper adds a small constant for an insertion the cameras cannot see); applied at '
         'labelling time, recorded here for provenance')
-    seed: int = setting(0, 'Seed of minibatch sampling')
+    shuffle_returns: bool = setting(
+        False, "The null control of a practice setting: each iteration's returns are permuted "
+        'across its decisions before training, so no update knows which chunk did well; a '
+        'setting that beats its own shuffled control carries signal')
+    seed: int = setting(0, 'Seed of minibatch sampling (and of the null control\'s shuffle)')
     device: str = setting('auto', "'auto' (cuda if present), 'cpu' or 'cuda[:N]'")
     torch_threads: int = setting(0, 'torch intra-op threads on CPU; 0 = torch default')
 
     def __post_init__(self):
         require(0.0 <= self.gamma <= 1.0, f'gamma must be in [0, 1], got {self.gamma!r}')
+        require(self.sampler in SAMPLERS,
+                f'sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}')
+        require(self.temperature > 0, f'temperature must be > 0 (greedy practice samples '
+                f'nothing to learn from), got {self.temperature!r}')
         require(self.loss_scale > 0, f'loss_scale must be > 0, got {self.loss_scale!r}')
         require(self.baseline in BASELINES,
                 f'baseline must be one of {list(BASELINES)}, got {self.baseline!r}')
