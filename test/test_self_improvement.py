@@ -7,17 +7,17 @@ learns exactly that habit, so the Stage-1 policy sampled at temperature 1 succee
 quarter to two fifths of the episodes (0.26-0.40 over four seeds of demonstrations and
 training), and greedily (the majority token, "open") never.
 
-The loop is the project's own, nothing mocked: contract bags (EpisodeBagWriter) ->
-load_sft_data -> SftTrainer -> export_run -> PolicyRuntime at temperature 1 -> label_bag with
-the frozen Stage-1 reward.onnx -> ImproveRun.pending/decisions/iterate -> load_model ->
-ModelSlot.offer. Ground truth for evaluation is the simulator's success flag; only the learned
+The loop is the project's own, run by one sim station (fleet/), nothing mocked: contract bags
+(EpisodeBagWriter) -> load_sft_data -> SftTrainer -> export_run -> PolicyController at
+temperature 1 -> label_bag with the frozen Stage-1 reward.onnx ->
+ImproveRun.pending/decisions/iterate -> load_model -> ModelSlot.offer. Ground truth for evaluation is the simulator's success flag; only the learned
 steps-to-go trains.
 
 Evaluation: the policy sampled at temperature 1, the one that practises and that REINFORCE
 optimises (greedy decoding is a different policy, and a useless one here), on the same 200
 start states before and after practice, none of them practised or demonstrated. A one-sided
-Fisher exact test asks whether the practised policy succeeds more often (p = 3e-43 on the
-default seeds: 55/200 -> 184/200).
+Fisher exact test asks whether the practised policy succeeds more often (default seeds,
+2026-12-05: 49/200 -> 141/200; the in-process loop before sim stations: 50/200 -> 133/200).
 
 REINFORCE (point_mass.REINFORCE): the paper's gamma 0.9 and c 0.05; 32 episodes (~290
 decisions) per iteration in 4 updates of up to 64 (the paper's batch), so every decision is

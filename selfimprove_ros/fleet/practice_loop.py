@@ -30,7 +30,8 @@ from selfimprove_ros.core.safety import SafetyConfig
 from selfimprove_ros.core.success_detection import SuccessConfig
 from selfimprove_ros.episode.episode_manager_config import EpisodeManagerConfig
 from selfimprove_ros.fleet.learner import Learner
-from selfimprove_ros.fleet.station import ScriptedController, Station
+from selfimprove_ros.fleet.scripted_controller import ScriptedController
+from selfimprove_ros.fleet.station import Station
 from selfimprove_ros.fleet.station_settings import StationConfig, StationSettings
 from selfimprove_ros.fleet.worlds import EnvWorld
 from selfimprove_ros.robot.robot_config import RobotConfig

@@ -74,3 +74,26 @@ class EpisodeRecording:
     def abandon(self, cause: str):
         """Close a bag whose episode could not go on (its outcome: fault, with `cause`)."""
         self.writer.abandon(cause)
+
+
+class NoRecording:
+    """An unrecorded episode: EpisodeRecording's interface, writing nothing."""
+
+    def __init__(self, metadata):
+        self.metadata = metadata
+
+    def start(self, stamp_ns: int):
+        """Nothing to record."""
+
+    def observation(self, stamp_ns, frames, joints, success):
+        """Nothing to record."""
+
+    def action(self, stamp_ns, target, tokens=None):
+        """Nothing to record."""
+
+    def finish(self, stamp_ns, outcome, cause) -> str:
+        """Return '' (no bag)."""
+        return ''
+
+    def abandon(self, cause: str):
+        """Nothing to close."""

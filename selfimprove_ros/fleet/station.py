@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 import json
 import logging
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -30,12 +31,11 @@ from selfimprove_ros.core.success_detection import audited_rule, EpisodeSuccessM
 from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.episode.state import EpisodeStateMachine, Phase
 from selfimprove_ros.episode.watch import EpisodeWatch, success_cause
-from selfimprove_ros.fleet.recording import EpisodeRecording
+from selfimprove_ros.fleet.recording import EpisodeRecording, NoRecording
 from selfimprove_ros.fleet.worlds import LazyFrame, render_lazy, TickFrames
 from selfimprove_ros.robot.control_loop import ControlLoop
 from selfimprove_ros.runtime.episode_labelling import label_bag
-from selfimprove_ros.runtime.model_slot import ModelSlot
-from selfimprove_ros.runtime.policy_controller import PolicyController, TickOutput
+from selfimprove_ros.runtime.policy_controller import PolicyController
 from selfimprove_ros.runtime.reward_scoring import LiveScorer
 
 JOINTS = 'joint_states'
@@ -61,6 +61,17 @@ class EpisodeResult:
     def as_dict(self) -> dict:
         """Return the result as a plain dict."""
         return asdict(self)
+
+
+@dataclass
+class StationEpisode:
+    """The episode a station runs: its bag, the manager's bookkeeping, what happened so far."""
+
+    recording: object                 # EpisodeRecording (or NoRecording)
+    machine: EpisodeStateMachine
+    watch: EpisodeWatch
+    decisions: int = 0                # chunks sampled
+    success: Optional[tuple] = None   # (tick, cause) of the first detection
 
 
 class Phases:
@@ -163,14 +174,17 @@ class Station:
                 else NoRecording(metadata)
             recording.start(self.loop.sim_time_ns)
         try:
-            machine, watch, decisions = self._drive(recording, int(seed))
+            episode = self._begin(recording, int(seed))
+            while self._tick(episode):
+                pass
         except Exception as error:  # noqa: B902 - whatever broke, the bag says so
             recording.abandon(f'station error: {type(error).__name__}: {error}')
             self._follow({'event': 'end', 'episode_id': episode_id})
             raise
-        return self._finish(recording, machine, watch, decisions)
+        return self._finish(episode)
 
-    def _drive(self, recording, seed: int):
+    def _begin(self, recording, seed: int) -> StationEpisode:
+        """Start the episode manager's bookkeeping and tell every core the episode started."""
         episodes, episode_id = self.settings.episodes, recording.metadata.episode_id
         machine = EpisodeStateMachine(episodes.max_ticks)
         machine.reset_done(f'simulator reset, seed {seed}')
@@ -185,44 +199,48 @@ class Station:
                                 task=self.settings.task, instruction=self.settings.instruction,
                                 policy_version=self.version, seed=seed))
         self.controller.on_event({'event': 'recording', 'episode_id': episode_id})
-        decisions, success = 0, None  # success: (tick, cause) of the first detection
+        return StationEpisode(recording, machine, watch)
+
+    def _tick(self, episode: StationEpisode) -> bool:
+        """Run one tick of `episode`; return whether it goes on."""
+        machine, watch = episode.machine, episode.watch
+        stamp = self.loop.sim_time_ns
+        joints = self.world.read()[0]
+        frames = self._frames()
+        sim_success = self.world.succeeded
+        watch.sim_success = watch.sim_success or sim_success
+        # Ticks count by the joint state's stamp, as the episode manager counts them; the
+        # observation at max_ticks ends the episode unanswered (a success seen in it counts).
+        elapsed = watch.elapsed_ticks(stamp)
+        last = elapsed >= machine.max_ticks
+        while machine.phase is Phase.RUNNING and machine.ticks < min(elapsed,
+                                                                     machine.max_ticks - 1):
+            machine.tick()
+        command, tokens = self._act(machine, watch, stamp, joints, frames) if not last \
+            else (None, None)
+        if last or machine.phase is not Phase.RUNNING:
+            frames.all()  # the last observation's frames: its label needs them
+        detection = self._detect(stamp, joints, frames, sim_success)
+        if detection and episode.success is None:
+            episode.success = (machine.ticks, success_cause(detection, machine.ticks))
         post = self.settings.station.post_success_ticks
-        while True:
-            stamp = self.loop.sim_time_ns
-            joints = self.world.read()[0]
-            frames = self._frames()
-            sim_success = self.world.succeeded
-            watch.sim_success = watch.sim_success or sim_success
-            # Ticks count by the joint state's stamp, as the episode manager counts them; the
-            # observation at max_ticks ends the episode unanswered (a success seen in it counts).
-            elapsed = watch.elapsed_ticks(stamp)
-            last = elapsed >= machine.max_ticks
-            while machine.phase is Phase.RUNNING and machine.ticks < min(elapsed,
-                                                                         machine.max_ticks - 1):
-                machine.tick()
-            command, tokens = self._act(machine, watch, stamp, joints, frames) if not last \
-                else (None, None)
-            if last or machine.phase is not Phase.RUNNING:
-                frames.all()  # the last observation's frames: its label needs them
-            detection = self._detect(stamp, joints, frames, sim_success)
-            if detection and success is None:
-                success = (machine.ticks, success_cause(detection, machine.ticks))
-            if success and (last or machine.ticks >= success[0] + post):
-                machine.success(success[1])
-                frames.all()
-            elif last:
-                machine.tick()  # the timeout
-            with self.phases.timed('bag'):
-                recording.observation(stamp, frames.rendered, joints, sim_success)
-                if machine.phase is not Phase.RUNNING:
-                    return machine, watch, decisions
-                recording.action(stamp, command, tokens)
-            decisions += tokens is not None
-            self.loop.submit(command, stamp, stamp)
-            decision, _ = self.loop.step(stamp)
-            fault = watch.safety_fault(decision.state.value, decision.reason, machine.ticks)
-            if fault:
-                machine.fault(fault)
+        if episode.success and (last or machine.ticks >= episode.success[0] + post):
+            machine.success(episode.success[1])
+            frames.all()
+        elif last:
+            machine.tick()  # the timeout
+        with self.phases.timed('bag'):
+            episode.recording.observation(stamp, frames.rendered, joints, sim_success)
+            if machine.phase is not Phase.RUNNING:
+                return False
+            episode.recording.action(stamp, command, tokens)
+        episode.decisions += tokens is not None
+        self.loop.submit(command, stamp, stamp)
+        decision, _ = self.loop.step(stamp)
+        fault = watch.safety_fault(decision.state.value, decision.reason, machine.ticks)
+        if fault:
+            machine.fault(fault)
+        return True
 
     def _frames(self) -> TickFrames:
         """Return this tick's frames; near a success the scorer's are rendered for every tick."""
@@ -285,7 +303,9 @@ class Station:
         elif event['event'] == 'end':
             self.monitor.end(event['episode_id'])
 
-    def _finish(self, recording, machine, watch, decisions: int) -> EpisodeResult:
+    def _finish(self, episode: StationEpisode) -> EpisodeResult:
+        """Close and label the bag; describe the episode."""
+        recording, machine, watch = episode.recording, episode.machine, episode.watch
         episode_id = recording.metadata.episode_id
         end_ns = self.loop.sim_time_ns + 5_000_000
         with self.phases.timed('bag'):
@@ -301,7 +321,8 @@ class Station:
         return EpisodeResult(
             episode_id=episode_id, seed=watch.seed, bag=bag, outcome=machine.outcome,
             cause=machine.cause, ticks=machine.ticks, sim_success=bool(watch.sim_success),
-            version=recording.metadata.policy_version, decisions=decisions, labelled=labelled,
+            version=recording.metadata.policy_version, decisions=episode.decisions,
+            labelled=labelled,
             phases=dict(self.phases.seconds))
 
     def close(self):
@@ -312,64 +333,3 @@ class Station:
 def json_event(kind: str, **fields) -> dict:
     """Return a validated episode event as the dict the cores take."""
     return json.loads(make_event(kind, **fields))
-
-
-class NoRecording:
-    """An unrecorded episode: EpisodeRecording's interface, writing nothing."""
-
-    def __init__(self, metadata):
-        self.metadata = metadata
-
-    def start(self, stamp_ns: int):
-        """Nothing to record."""
-
-    def observation(self, stamp_ns, frames, joints, success):
-        """Nothing to record."""
-
-    def action(self, stamp_ns, target, tokens=None):
-        """Nothing to record."""
-
-    def finish(self, stamp_ns, outcome, cause) -> str:
-        """Return '' (no bag)."""
-        return ''
-
-    def abandon(self, cause: str):
-        """Nothing to close."""
-
-
-class ScriptedModel:
-    """Stands for the model of a scripted controller: its version is 'scripted'."""
-
-    version = 'scripted'
-
-
-class ScriptedController:
-    """A scripted demonstrator in the policy controller's place, as expert_node takes it.
-
-    `actor` has `reset(seed)` and `act(frames, joints, stamp_ns) -> (target [14], None)`
-    (sim.point_mass.HesitantDemonstrator is one); `frames` maps each camera to a callable that
-    renders it, so a demonstrator that looks pays for the frames and one that does not, not.
-    """
-
-    def __init__(self, actor):
-        self.actor = actor
-        self.slot = ModelSlot(live=ScriptedModel())
-        self.joints, self.frames = None, {}
-
-    def on_event(self, event: dict):
-        """Reseed the demonstrator at each start."""
-        if event['event'] == 'start':
-            self.actor.reset(int(event.get('seed', 0)))
-
-    def on_joints(self, stamp_ns: int, positions):
-        """Keep the tick's joint state."""
-        self.joints = positions
-
-    def on_frame(self, camera: str, stamp_ns: int, frame):
-        """Keep the tick's (lazy) frame."""
-        self.frames[camera] = frame
-
-    def tick(self, tick_ns: int) -> TickOutput:
-        """Return the demonstrator's target for this tick."""
-        target, _ = self.actor.act(self.frames, self.joints, tick_ns)
-        return TickOutput({'state': 'ok', 'inference_s': 0.0}, np.asarray(target), None)
