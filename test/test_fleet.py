@@ -137,3 +137,34 @@ def test_stations_run_as_ray_actors_on_a_local_instance(tmp_path):
         fleet.close()
     assert len(results) == 4 and all(r['labelled'] for r in results), results
     assert {r['version'] for r in results} == {'transfer_cube-stage1'}
+
+
+def test_a_killed_practice_run_loses_at_most_its_running_episodes_and_resumes(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    out = tmp_path / 'killed'
+    command = [sys.executable, '-m', 'selfimprove_ros.cli.main', 'practice', '--model', SHIPPED,
+               '--stations', '2', '--episodes', '40', '--max-ticks', str(MAX_TICKS),
+               '--updates', '1', '--batch', '16', '--out', str(out)]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bags = out / 'practice'
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and run.poll() is None and \
+            (not bags.is_dir() or len(list(bags.iterdir())) < 6):
+        time.sleep(0.2)
+    stations = psutil.Process(run.pid).children(recursive=True)
+    run.kill()
+    run.wait()
+    assert len(stations) >= 2
+    _, alive = psutil.wait_procs(stations, timeout=30)
+    assert not alive, 'stations outlived the killed fleet'
+    left = len(list(bags.iterdir()))
+    assert 6 <= left < 40
+    assert practise(out, 40) == 0
+    metas = [read_episode_file(str(path)) for path in bags.iterdir()]
+    assert len(metas) == 40 and all(meta.is_final for meta in metas)
+    faults = [meta for meta in metas if meta.outcome == 'fault']
+    assert len(faults) <= 2 and all('stopped' in meta.outcome_cause for meta in faults)

@@ -24,9 +24,15 @@ def _station_main(index: int, worker_args: dict, inbox, outbox):
         outbox.put((index, 'started', {'error': f'{type(error).__name__}: {error}'}))
         return
     outbox.put((index, 'started', {}))
+    parent = os.getppid()
     try:
         while True:
-            message = inbox.get()
+            try:
+                message = inbox.get(timeout=1.0)
+            except queue.Empty:
+                if os.getppid() != parent:
+                    return  # the fleet's process died (killed): no orphan keeps a core busy
+                continue
             if message is None:
                 return
             kind, payload = message

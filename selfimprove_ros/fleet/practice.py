@@ -96,7 +96,8 @@ def practise(fleet, learner, bag_root: str, episodes: int, first_seed: int = 100
     bar = progress_bar(episodes, done, 'practice', progress)
     # Lines logged while the bar runs go above it, not through it.
     logs = (learner.run.log, fleet.log)
-    learner.run.log = fleet.log = lambda text: bar.write(str(text)) if progress else log(text)
+    learner.run.log = fleet.log = (lambda text: bar.write(str(text))) \
+        if progress and log is print else log
     live = fleet.take_model(learner.model_dir)
     try:
         while counter['next'] < episodes and not learner.stopped:
