@@ -10,8 +10,8 @@ training), and greedily (the majority token, "open") never.
 The loop is the project's own, run by one sim station (fleet/), nothing mocked: contract bags
 (EpisodeBagWriter) -> load_sft_data -> SftTrainer -> export_run -> PolicyController at
 temperature 1 -> label_bag with the frozen Stage-1 reward.onnx ->
-ImproveRun.pending/decisions/iterate -> load_model -> ModelSlot.offer. Ground truth for evaluation is the simulator's success flag; only the learned
-steps-to-go trains.
+ImproveRun.pending/decisions/iterate -> load_model -> ModelSlot.offer. Ground truth for
+evaluation is the simulator's success flag; only the learned steps-to-go trains.
 
 Evaluation: the policy sampled at temperature 1, the one that practises and that REINFORCE
 optimises (greedy decoding is a different policy, and a useless one here), on the same 200
