@@ -27,6 +27,7 @@ from benchmarks.sample_efficiency import machine  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 EVAL_SEED = 80_000
+PRACTICE_SEED = 100_000
 CASES = ('real', 'shuffled')
 
 
@@ -42,11 +43,13 @@ def practise_case(args, case: str) -> dict:
                               args.max_ticks, args.temperature,
                               {'policy_node': {'sampler': args.sampler}})
     overrides = [*args.overrides, f'sampler={args.sampler}', f'temperature={args.temperature}',
-                 f'shuffle_returns={case == "shuffled"}']
+                 f'shuffle_returns={case == "shuffled"}', f'seed={args.seed}']
     started = time.monotonic()
+    # A seed practises other scenes with other samples and minibatches; the judged scenes stay.
     summary = practise_on_fleet(model, model, out, specs,
                                 practice_config(16, 64, overrides, threads=args.stations),
-                                args.episodes, args.stations, log=lambda *_: None)
+                                args.episodes, args.stations, PRACTICE_SEED + 10_000 * args.seed,
+                                sample_seed=args.seed, log=lambda *_: None)
     live = summary['live_version']
     model_dir = [entry['model_dir'] for entry in summary['versions_history']
                  if entry['version'] == live][-1]
@@ -88,6 +91,8 @@ def parse_args(argv=None):
                         help='REINFORCE overrides on the practice settings, e.g. lr=1e-4')
     parser.add_argument('--episodes', type=int, default=2500, help='practice episodes per case')
     parser.add_argument('--cases', nargs='+', choices=CASES, default=list(CASES))
+    parser.add_argument('--seed', type=int, default=0,
+                        help='practice seed: scenes, samples and minibatches of practice')
     parser.add_argument('--eval-episodes', type=int, default=100)
     parser.add_argument('--stations', type=int, default=os.cpu_count() or 1)
     parser.add_argument('--max-ticks', type=int, default=100)
@@ -106,7 +111,7 @@ def main(argv=None):
     """Practise each case, judge it and the start, test, save."""
     from selfimprove_ros.training.stopping_rule import drop_p_value
     args = parse_args(argv)
-    name = args.name or f'{args.sampler}_t{args.temperature:g}'
+    name = args.name or f'{args.sampler}_t{args.temperature:g}_seed{args.seed}'
     args.out = os.path.join(args.out, name)
     row = {'start': judge(args, os.path.abspath(args.model), 'start')}
     for case in args.cases:

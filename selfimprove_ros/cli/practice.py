@@ -115,11 +115,12 @@ def run(args) -> int:
 
 def practise_on_fleet(model_dir, reward_dir, out, specs, config, episodes, stations,
                       first_seed=100_000, ray_address='', robot='aloha1', station=None,
-                      checkpoint='', stopping=None, log=print) -> dict:
+                      checkpoint='', stopping=None, sample_seed=0, log=print) -> dict:
     """Practise `episodes` on a fleet with one learner in `out`; save and return the summary.
 
     `checkpoint` is the policy checkpoint a new run starts from (default: model_dir's);
-    `stopping` the learner's StoppingConfig (default: the trainer's).
+    `stopping` the learner's StoppingConfig (default: the trainer's); `sample_seed` seeds the
+    stations' sampling (each scene draws from (sample_seed, its seed)).
     """
     from selfimprove_ros.fleet.fleet import start_fleet
     from selfimprove_ros.fleet.learner import Learner
@@ -128,7 +129,8 @@ def practise_on_fleet(model_dir, reward_dir, out, specs, config, episodes, stati
     learner = Learner(os.path.join(out, 'improve'), config, model_dir, bag_root, checkpoint,
                       stopping, log=log)
     fleet = start_fleet({'specs': specs, 'robot': robot, 'reward_model_dir': reward_dir,
-                         'station': station or {}}, stations, ray_address, log)
+                         'station': station or {}, 'sample_seed': sample_seed}, stations,
+                        ray_address, log)
     try:
         summary = practise(fleet, learner, bag_root, episodes, first_seed, log)
     finally:
