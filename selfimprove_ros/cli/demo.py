@@ -45,8 +45,8 @@ def add_arguments(parser):
                         help='build Stage 1 first, as make models does (about 40 more '
                         'minutes), instead of starting from the shipped model')
     parser.add_argument('--full', action='store_true',
-                        help='the long version: 100 evaluation episodes per version and more, '
-                        'larger practice iterations')
+                        help='the long version: 2,500 practice episodes in 5 rounds, 100 '
+                        'evaluation episodes per version')
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
     parser.add_argument('--stations', type=int, default=os.cpu_count() or 1,
                         help='sim stations that practise (default: one per core)')
