@@ -16,14 +16,17 @@ from selfimprove_ros.bag.episode_metadata import read_episode_file
 
 
 def _station_main(index: int, worker_args: dict, inbox, outbox):
-    """Run one station process: build the worker, then serve its inbox until None."""
+    """Run one station process: build the worker, then serve its inbox until None.
+
+    `outbox` is the writing end of this station's pipe to the fleet.
+    """
     from selfimprove_ros.fleet.station_worker import StationWorker
     try:
         worker = StationWorker(index=index, **worker_args)
     except Exception as error:  # noqa: B902 - the fleet says why the station could not start
-        outbox.put((index, 'started', {'error': f'{type(error).__name__}: {error}'}))
+        outbox.send((index, 'started', {'error': f'{type(error).__name__}: {error}'}))
         return
-    outbox.put((index, 'started', {}))
+    outbox.send((index, 'started', {}))
     parent = os.getppid()
     try:
         while True:
@@ -40,24 +43,31 @@ def _station_main(index: int, worker_args: dict, inbox, outbox):
                 reply = worker.take_model(payload) if kind == 'model' else worker.run(payload)
             except Exception as error:  # noqa: B902 - one broken episode must not end a station
                 reply = {'error': f'{type(error).__name__}: {error}'}
-            outbox.put((index, kind, reply))
+            outbox.send((index, kind, reply))
     finally:
         worker.close()
 
 
 class ProcessStations:
-    """Stations as local processes (spawned: no GL context or thread pool is forked)."""
+    """Stations as local processes (spawned: no GL context or thread pool is forked).
+
+    Each station answers on a pipe of its own: a station killed while it writes breaks only
+    its own channel, where one shared queue could be left locked for every other station.
+    """
 
     def __init__(self, count: int, worker_args: dict):
         context = multiprocessing.get_context('spawn')
-        self.outbox = context.Queue()
         self.inboxes = [context.Queue() for _ in range(count)]
+        pipes = [context.Pipe(duplex=False) for _ in range(count)]
+        self.readers = {index: reader for index, (reader, _) in enumerate(pipes)}
         self.processes = [context.Process(target=_station_main, name=f'station{index}',
                                           args=(index, worker_args, self.inboxes[index],
-                                                self.outbox), daemon=True)
+                                                pipes[index][1]), daemon=True)
                           for index in range(count)]
         for process in self.processes:
             process.start()
+        for _, writer in pipes:
+            writer.close()  # the station holds the only writer: its death reads as EOF here
 
     def send(self, index: int, kind: str, payload):
         """Queue a 'model' (directory) or 'episode' (job) for station `index`."""
@@ -65,10 +75,13 @@ class ProcessStations:
 
     def poll(self, timeout_s: float):
         """Return the next (index, kind, reply), or None after `timeout_s`."""
-        try:
-            return self.outbox.get(timeout=timeout_s)
-        except queue.Empty:
-            return None
+        from multiprocessing.connection import wait
+        for reader in wait(list(self.readers.values()), timeout_s):
+            try:
+                return reader.recv()
+            except (EOFError, OSError):  # that station died; alive() says so
+                self.readers = {i: r for i, r in self.readers.items() if r is not reader}
+        return None
 
     def alive(self, index: int) -> bool:
         """Tell whether station `index` still runs."""
