@@ -64,7 +64,7 @@ def load_policy(model_dir: str):
 def successful_episodes(model, bags: str, count: int) -> list:
     """Return the successful episodes among the first `count` bags, as `model` sees them."""
     from selfimprove_ros.data.episode_loader import find_bags, load_episode
-    from selfimprove_ros.runtime.episode_labelling import labelling_dataset_config
+    from selfimprove_ros.data.episode_labelling import labelling_dataset_config
     config = labelling_dataset_config(model)
     episodes = [load_episode(bag, config) for bag in find_bags(bags)[:count]]
     episodes = [e for e in episodes if e.succeeded]

@@ -14,8 +14,8 @@ place with pytest's monkeypatch, after checking that each call fits the real sig
 import inspect
 
 from selfimprove_ros.bag.episode_metadata import new_episode_id, read_episode_file
+from selfimprove_ros.data.episode_labelling import read_labels
 from selfimprove_ros.fleet.practice_loop import EpisodeSpec, toy_station
-from selfimprove_ros.runtime.episode_labelling import read_labels
 from selfimprove_ros.runtime.onnx_model import load_model
 from selfimprove_ros.sim import point_mass as pm
 

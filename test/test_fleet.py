@@ -15,10 +15,10 @@ import pytest
 from selfimprove_ros.bag.episode_metadata import read_episode_file
 from selfimprove_ros.cli.evaluate import sim_runtime_specs
 from selfimprove_ros.cli.main import main
+from selfimprove_ros.data.episode_labelling import read_labels
 from selfimprove_ros.data.episode_loader import find_bags
 from selfimprove_ros.fleet.fleet import start_fleet
 from selfimprove_ros.fleet.practice import evaluate_on_fleet
-from selfimprove_ros.runtime.episode_labelling import read_labels
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models',
                        'transfer_cube')

@@ -13,12 +13,12 @@ from selfimprove_ros.bag.episode_bag import EpisodeBagWriter
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata
 from selfimprove_ros.bag.verdict import record_verdict
 from selfimprove_ros.cli.main import main
+from selfimprove_ros.data.episode_labelling import read_labels, tick_rewards, write_labels
 from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.core.joints import JOINT_NAMES
 from selfimprove_ros.data import lerobot_format, lerobot_import, lerobot_tables, lerobot_video
 from selfimprove_ros.data.dataset_config import DatasetConfig
 from selfimprove_ros.data.episode_loader import load_episodes
-from selfimprove_ros.runtime.episode_labelling import read_labels, tick_rewards, write_labels
 
 from test_dataset_loading import bool_cdr, header, joints_cdr, MS, P, string_cdr, T0, TS
 

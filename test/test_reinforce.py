@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from episode_factory import synthetic_episode, synthetic_sft_data, tiny_sft_config
+from selfimprove_ros.data.episode_labelling import FORMAT, read_labels, write_labels
 from selfimprove_ros.model.manifest import read_manifest
-from selfimprove_ros.runtime.episode_labelling import FORMAT, read_labels, write_labels
 from selfimprove_ros.training import improve_run
 from selfimprove_ros.training.improve_run import ImproveRun
 from selfimprove_ros.training.policy_gradient import (chunk_log_prob, closest_approach,

@@ -14,6 +14,9 @@ from std_msgs.msg import String
 from graph_probe import init_ros
 from model_factory import tiny_codec, tiny_model_dir, with_rule
 from selfimprove_ros.core import topics
+from selfimprove_ros.data.episode_labelling import (BadLabels, label_bag, label_episode,
+                                                    labelling_dataset_config, LABELS_FILE,
+                                                    read_labels, write_labels)
 from selfimprove_ros.episode.events import make_event, parse_event
 from selfimprove_ros.core.joints import START_POSE
 from selfimprove_ros.core.success_detection import EpisodeSuccessMonitor, SuccessConfig
@@ -23,9 +26,6 @@ from selfimprove_ros.graph.description import NodeSpec
 from selfimprove_ros.graph.launcher import GraphRunner
 from selfimprove_ros.nodes.ros_io import (RELIABLE_QOS, SENSOR_QOS, image_msg, joint_state_msg,
                                           time_msg)
-from selfimprove_ros.runtime.episode_labelling import (BadLabels, label_bag, label_episode,
-                                                       labelling_dataset_config, LABELS_FILE,
-                                                       read_labels, write_labels)
 from selfimprove_ros.runtime.onnx_model import load_model
 from test_dataset_loading import write_sim_bag
 

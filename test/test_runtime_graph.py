@@ -13,10 +13,10 @@ from rclpy.executors import SingleThreadedExecutor
 
 from graph_probe import init_ros
 from model_factory import tiny_model_dir
+from selfimprove_ros.data.episode_labelling import read_labels
 from selfimprove_ros.graph.description import build_graph, config_path, load_config
 from selfimprove_ros.graph.launcher import GraphRunner
 from selfimprove_ros.nodes.episode_watcher import EpisodeWatcher
-from selfimprove_ros.runtime.episode_labelling import read_labels
 
 pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
 
@@ -73,7 +73,7 @@ def assert_bag_reproduces_the_decisions(model_dir, bag, labels, decided):
     """
     from selfimprove_ros.core.topics import CAMERA_NAMES
     from selfimprove_ros.data.episode_loader import load_episode
-    from selfimprove_ros.runtime.episode_labelling import labelling_dataset_config
+    from selfimprove_ros.data.episode_labelling import labelling_dataset_config
     from selfimprove_ros.runtime.onnx_model import load_model
     policy = load_model(model_dir, 'policy.onnx', cameras=list(CAMERA_NAMES))
     episode = load_episode(bag, labelling_dataset_config(policy))

@@ -41,9 +41,9 @@ import numpy as np
 import pytest
 from scipy.stats import fisher_exact
 
+from selfimprove_ros.data.episode_labelling import read_labels
 from selfimprove_ros.model.manifest import read_manifest
 from selfimprove_ros.model.model_config import ModelConfig
-from selfimprove_ros.runtime.episode_labelling import read_labels
 from selfimprove_ros.sim.point_mass import (DEMONSTRATION_TICKS, DEMONSTRATIONS,
                                             EPISODES_PER_ITERATION, HesitantDemonstrator,
                                             INSTRUCTION, MODEL, PointMass, PRACTICE_TICKS,

@@ -16,11 +16,11 @@ from selfimprove_ros.bag.episode_metadata import read_episode_file
 from selfimprove_ros.cli.evaluate import sim_runtime_specs
 from selfimprove_ros.core.config import config_from_dict
 from selfimprove_ros.data.dataset_config import DatasetConfig
+from selfimprove_ros.data.episode_labelling import read_labels
 from selfimprove_ros.data.episode_loader import load_episode
 from selfimprove_ros.fleet.practice_loop import EpisodeSpec, toy_station
 from selfimprove_ros.fleet.station_settings import settings_from_graph
 from selfimprove_ros.fleet.station_worker import StationWorker
-from selfimprove_ros.runtime.episode_labelling import read_labels
 from selfimprove_ros.runtime.onnx_model import load_model
 from selfimprove_ros.runtime.policy_config import PolicyConfig
 from selfimprove_ros.runtime.policy_controller import PolicyController

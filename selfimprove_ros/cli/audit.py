@@ -89,9 +89,9 @@ def score_bags(reward_model_dir: str, bag_dirs, control_period_s: float = 0.1):
     from selfimprove_ros.core.topics import CAMERA_NAMES
     from selfimprove_ros.data.bag_streams import BadBag
     from selfimprove_ros.data.episode_loader import find_bags, load_episode
-    from selfimprove_ros.runtime.episode_labelling import (episode_inputs,
-                                                           labelling_dataset_config,
-                                                           predict_steps_to_go)
+    from selfimprove_ros.data.episode_labelling import (episode_inputs,
+                                                        labelling_dataset_config,
+                                                        predict_steps_to_go)
     from selfimprove_ros.runtime.onnx_model import load_model
     model = load_model(reward_model_dir, 'reward.onnx', cameras=list(CAMERA_NAMES))
     data_config = labelling_dataset_config(model, control_period_s)

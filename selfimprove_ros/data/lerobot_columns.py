@@ -34,7 +34,7 @@ def probe_cameras(bag_dir: str) -> dict:
 
 def labels_of(bag_dir, episode, log):
     """Return the bag's TickLabels aligned to the episode's ticks, or None without a file."""
-    from selfimprove_ros.runtime.episode_labelling import BadLabels, LABELS_FILE, read_labels
+    from selfimprove_ros.data.episode_labelling import BadLabels, LABELS_FILE, read_labels
     if not os.path.exists(os.path.join(bag_dir, LABELS_FILE)):
         return None
     try:

@@ -200,7 +200,7 @@ def _write_ticks(writer, episode, ticks_ns, streams, outcome, end_ns):
 
 def _restore_labels(bag, column, ticks_ns, steps, rewards, tokens, versions):
     """Write steps_to_go.npz back when the export carried a complete labels file."""
-    from selfimprove_ros.runtime.episode_labelling import FORMAT, write_labels
+    from selfimprove_ros.data.episode_labelling import FORMAT, write_labels
     info = json.loads(column.get('labels') or '{}')
     if info.get('source') != 'steps_to_go.npz' or not info.get('complete') or steps is None:
         return

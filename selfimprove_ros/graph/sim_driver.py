@@ -31,7 +31,7 @@ def finished_bags(bag_dir: str, exclude, grace_s: float = 15.0) -> list:
     A closed bag the reward scorer could not label (its log says why) still ends an episode:
     waiting for it would hang the evaluation, so it is returned and reported as unlabelled.
     """
-    from selfimprove_ros.runtime.episode_labelling import LABELS_FILE
+    from selfimprove_ros.data.episode_labelling import LABELS_FILE
     if not os.path.isdir(bag_dir):
         return []
     found = []
@@ -51,7 +51,7 @@ def describe_bag(path: str) -> dict:
     """Return {'episode_id', 'path', 'outcome', 'cause', 'labelled', 'sim_success'} of a bag."""
     import yaml
 
-    from selfimprove_ros.runtime.episode_labelling import BadLabels, read_labels
+    from selfimprove_ros.data.episode_labelling import BadLabels, read_labels
     with open(os.path.join(path, 'episode.yaml')) as handle:
         meta = yaml.safe_load(handle) or {}
     item = {'episode_id': meta.get('episode_id', ''), 'path': path,

@@ -9,7 +9,7 @@ tick of a real robot, however fast the simulator runs. success_detector_node tur
 into detected successes.
 
 After each episode: the recorder's `saved` event hands the bag to a worker thread that labels
-every aligned tick (runtime/episode_labelling.py), writes steps_to_go.npz beside the bag and
+every aligned tick (data/episode_labelling.py), writes steps_to_go.npz beside the bag and
 answers with a `labelled` event. Nothing real-time waits for labels, so the worker only has to
 keep out of the live loop's way. The model is loaded once and never replaced: rewards must come
 from the same frozen model for the whole of practice, unlike the policy, which is hot-swapped.

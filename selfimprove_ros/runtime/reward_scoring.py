@@ -10,8 +10,8 @@ import queue
 import threading
 
 from selfimprove_ros.core.observation_sync import ObservationSync
+from selfimprove_ros.data.episode_labelling import label_bag
 from selfimprove_ros.runtime.controller import Throttle
-from selfimprove_ros.runtime.episode_labelling import label_bag
 from selfimprove_ros.runtime.policy_runtime import observation_inputs
 
 JOINTS = 'joint_states'

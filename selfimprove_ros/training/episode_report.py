@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from selfimprove_ros.runtime.episode_labelling import read_labels
+from selfimprove_ros.data.episode_labelling import read_labels
 from selfimprove_ros.training.version_history import wilson_interval
 
 
