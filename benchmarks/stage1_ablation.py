@@ -113,7 +113,8 @@ def evaluation(variant: str, model_dir: str, args) -> dict:
 def row(variant: str, model_dir: str, report: dict) -> dict:
     """Return the result row of one variant."""
     from selfimprove_ros.model.manifest import read_manifest
-    run_dir = read_manifest(model_dir)['provenance']['run_dir']
+    from selfimprove_ros.training.run_export import run_folder
+    run_dir = run_folder(read_manifest(model_dir))
     with open(os.path.join(run_dir, 'summary.json')) as handle:
         summary = json.load(handle)
     return {'variant': variant, 'changes': VARIANTS[variant],

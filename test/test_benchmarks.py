@@ -118,6 +118,7 @@ def toy_stage1(tmp_path_factory):
     from selfimprove_ros.model.model_config import ModelConfig
     from selfimprove_ros.sim import point_mass as pm
     from selfimprove_ros.training.reinforce_config import ReinforceConfig
+    from selfimprove_ros.training.run_export import run_checkpoint
     from selfimprove_ros.training.sft_config import SftConfig
     import torch
     threads = torch.get_num_threads()  # training here sets it to the recipe's
@@ -130,7 +131,7 @@ def toy_stage1(tmp_path_factory):
                           range(20_000, 20_004), env.cameras)
     config = SftConfig(model=ModelConfig(**pm.MODEL), **dict(pm.SFT, steps=10))
     stage1 = train_stage_one(demos, str(root / 'sft'), config, str(root / 'stage1'), log=quiet)
-    checkpoint = read_manifest(stage1)['provenance']['checkpoints']['policy']['path']
+    checkpoint = run_checkpoint(read_manifest(stage1))
     shutil.copyfile(checkpoint, os.path.join(stage1, 'policy.pt'))
     practice = str(root / 'practice')
     loop = PracticeLoop(env, stage1, str(root / 'improve'), practice,

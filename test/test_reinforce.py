@@ -20,7 +20,7 @@ from selfimprove_ros.training.policy_gradient import (chunk_log_prob, closest_ap
                                                       Decisions, episode_decisions, minibatches,
                                                       reinforce_loss)
 from selfimprove_ros.training.reinforce_config import ReinforceConfig
-from selfimprove_ros.training.run_export import export_run
+from selfimprove_ros.training.run_export import export_run, run_checkpoint
 from selfimprove_ros.training.sft_trainer import SftTrainer
 
 
@@ -260,8 +260,7 @@ def test_a_shipped_model_directory_starts_from_its_own_policy_pt(stage1, tmp_pat
     # The provenance names where the model was trained, a path only that machine has.
     shipped = str(tmp_path / 'shipped')
     shutil.copytree(stage1, shipped)
-    source = read_manifest(stage1)['provenance']['checkpoints']['policy']['path']
-    shutil.copy(source, os.path.join(shipped, 'policy.pt'))
+    shutil.copy(run_checkpoint(read_manifest(stage1)), os.path.join(shipped, 'policy.pt'))
     manifest_path = os.path.join(shipped, 'manifest.json')
     with open(manifest_path) as stream:
         manifest = json.load(stream)

@@ -26,6 +26,28 @@ def provenance(**fields) -> dict:
             'host': platform.node(), **fields}
 
 
+def run_folder(manifest: dict) -> str:
+    """Return the absolute run folder a model was exported from, on the machine that built it.
+
+    Reads manifests of both shapes: 'machine'.'run_dir_abs', or the older top-level 'run_dir'.
+    """
+    found = manifest.get('provenance', {})
+    return found.get('machine', {}).get('run_dir_abs') or found.get('run_dir', '')
+
+
+def run_checkpoint(manifest: dict, role: str = 'policy') -> str:
+    """Return the absolute path of the `role` checkpoint a model was exported from, or ''.
+
+    The path exists only on the machine that built the model (a shipped directory carries its
+    own policy.pt instead). Older manifests recorded it absolute; os.path.join keeps those.
+    """
+    found = manifest.get('provenance', {})
+    entry = found.get('checkpoints', {}).get(role, {})
+    if entry.get('path'):
+        return os.path.join(run_folder(manifest), entry['path'])
+    return found.get('machine', {}).get('checkpoints_abs', {}).get(role, '')
+
+
 def export_run(run_dir: str, out_dir: str, policy: str = 'last',
                reward: str = 'best_steps_to_go', version: str = '',
                extra_provenance: dict = None, success_rule: dict = None) -> str:
