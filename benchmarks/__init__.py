@@ -1,0 +1,21 @@
+"""Measurements, not tests: one script per question (docs/benchmarks.md lists them).
+
+`selfimprove bench NAME` runs one; each writes its JSON under benchmarks/results/ stamped with
+`machine()`, what the numbers were measured on.
+"""
+
+import os
+import platform
+
+
+def machine() -> dict:
+    """Return what the numbers were measured on."""
+    import torch
+
+    from selfimprove_ros.training.run_export import git_commit
+    return {'host': platform.node(), 'cpu_count': os.cpu_count(),
+            'load_average': [round(x, 2) for x in os.getloadavg()],
+            'python': platform.python_version(), 'torch': torch.__version__,
+            'cuda_device': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            'torch_threads': torch.get_num_threads(), 'ros_distro': os.environ.get('ROS_DISTRO'),
+            'ros_domain_id': os.environ.get('ROS_DOMAIN_ID'), 'git_commit': git_commit()}

@@ -31,10 +31,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.sample_efficiency import (EVAL_SEEDS, machine,  # noqa: E402
-                                          practise_within, SEED_STRIDE)
+from benchmarks import machine  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+# Simulator seeds of benchmark seed s start at s * SEED_STRIDE; practice and evaluation scenes
+# never overlap.
+SEED_STRIDE = 100_000
+PRACTICE_SEEDS, EVAL_SEEDS = 40_000, 80_000
 # Updates x batch of an iteration as the demo practised through the node graph until
 # 2026-12-05 (about 15 episodes): what this benchmark's recorded results used.
 GRAPH_ITERATION = (8, 32)
@@ -77,7 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.practice_temperature <= 0:
         parser.error(f'--practice-temperature must be > 0 (practice samples), got '
                      f'{args.practice_temperature}')
-    args.success_bonus = 0.0  # what practice_round's graph reads: none on transfer_cube
+    args.success_bonus = 0.0  # the reward scorer's, in practice_graph: none on transfer_cube
     return args
 
 
@@ -101,6 +104,67 @@ def practise(seed: int, args):
                      checkpoint=os.path.join(args.bc_k, 'policy.pt'), log=lambda *_: None)
     return practise_within(run, args.bc_k, os.path.join(case, 'practice'), args.budget, seed,
                            args.task, args)
+
+
+def practise_within(run, reward: str, bags: str, budget: int, seed: int, task: str, args):
+    """Alternate practice rounds and iterations until the budget [episodes] is used; return run.
+
+    At most `args.iterations` iterations; `reward` names the model that scores practice.
+    Iteration i may use its even share of the episodes left; it trains as soon as the live
+    version has N x B decisions or its share of episodes, whichever comes first (with fewer
+    decisions the minibatches shrink, as `policy_gradient.minibatches` does).
+    """
+    while run.state['iteration'] < args.iterations:
+        allowed = budget - len(run.state['consumed'])
+        if allowed < 1:
+            break
+        share = max(1, allowed // (args.iterations - run.state['iteration']))
+        pending = practice_round(run, reward, bags, share, seed, task, args)
+        if not pending:
+            break
+        run.record_outcomes(pending)
+        run.iterate(pending, run.decisions(pending))
+    return run
+
+
+def practice_round(run, reward: str, bags: str, share: int, seed: int, task: str,
+                   args) -> list:
+    """Practise with the live version until it has `share` episodes or N x B decisions.
+
+    Return at most `share` of its labelled episodes (an episode cut short when the graph
+    stopped may be labelled as well; it is left out rather than breaking the budget).
+    """
+    from selfimprove_ros.training.improve_loop import ready_decisions
+
+    def enough(done=0, ended=None):
+        return len(run.pending([bags])) >= share or ready_decisions(run, [bags]) is not None
+    os.makedirs(bags, exist_ok=True)
+    if not enough():
+        practice_graph(run, reward, bags, seed, task, args, enough)
+    return run.pending([bags])[:share]
+
+
+def practice_graph(run, reward: str, bags: str, seed: int, task: str, args, stop_when):
+    """Run the sim graph with the live version, sampling, until `stop_when` is true."""
+    from selfimprove_ros.data.episode_loader import find_bags
+    from selfimprove_ros.graph.description import build_graph, config_path, load_config
+    from selfimprove_ros.graph.sim_driver import run_graph_until_labelled
+    model_dir = next(e['model_dir'] for e in run.state['versions'] if e['version'] == run.version)
+    recorded = len(find_bags(bags)) if os.path.isdir(bags) else 0
+    scene = seed * SEED_STRIDE + PRACTICE_SEEDS + recorded  # every practice episode a new scene
+    overrides = {
+        'launch': {'task': task, 'cameras': ['cam_high'], 'lockstep': True,
+                   'model_dir': model_dir, 'reward_model_dir': reward},
+        'robot_node': {'seed': scene},
+        'recorder_node': {'bag_dir': bags},
+        'policy_node': {'temperature': args.practice_temperature, 'seed': scene},
+        'reward_scorer_node': {'success_bonus': args.success_bonus},
+        'episode_manager_node': {'max_ticks': args.max_ticks, 'wait_for_policy': True},
+    }
+    specs = build_graph(load_config(config_path('sim.yaml')), 'aloha1', overrides,
+                        with_runtime=True)
+    log_dir = os.path.join(run.run_dir, 'logs', f'iteration{run.state["iteration"] + 1}')
+    run_graph_until_labelled(specs, 'aloha1', 10**6, log_dir, stop_when=stop_when)
 
 
 def evaluation(model_dir: str, name: str, seed: int, args) -> dict:

@@ -17,7 +17,7 @@ import json
 import os
 import time
 
-from benchmarks.sample_efficiency import finished_bags, machine
+from benchmarks import machine
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 EVAL_SEED = 80_000
@@ -33,6 +33,20 @@ VARIANTS = {
                                        'freeze_encoder': True}}, {}),
     'efficientnet_finetuned': ({'model': {'encoder': 'efficientnet_lite0'}}, {}),
 }
+
+
+def finished_bags(folder: str) -> list:
+    """Return the bags in `folder` with a final outcome other than 'aborted'."""
+    from selfimprove_ros.bag.episode_metadata import read_episode_file
+    from selfimprove_ros.data.episode_loader import find_bags
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for bag in find_bags(folder):
+        meta = read_episode_file(bag)
+        if meta is not None and meta.is_final and meta.outcome != 'aborted':
+            found.append((bag, meta.outcome))
+    return found
 
 
 def parse_args(argv=None):

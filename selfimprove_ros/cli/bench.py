@@ -12,8 +12,6 @@ BENCHMARKS = {
     'training': ('training_throughput', 'SFT samples per second per encoder'),
     'runtime': ('runtime_latency', '10 Hz policy loop: jitter, inference, CPU, hot-swap gaps'),
     'toy': ('toy_improvement', 'self-improvement on the point-mass task, per iteration'),
-    'sample-efficiency': ('sample_efficiency', 'BC on K vs 2K vs K + practice, in sim (hours)'),
-    'reward-negatives': ('reward_negatives', 'practice from a Stage-1 model that saw failures'),
     'graph-starts': ('graph_starts', 'how often a fresh sim runtime graph comes up whole'),
     'policy-vision': ('policy_vision', 'does a policy use what its camera shows'),
     'practice-step': ('practice_step', 'how far one REINFORCE iteration moves a policy, per lr'),
