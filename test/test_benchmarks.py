@@ -23,9 +23,10 @@ from selfimprove_ros.cli import bench
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# Modules of benchmarks/ that are no benchmark: the shared helpers, and a retired name kept
-# only until its last importer (practice_pays.py) imports `from benchmarks import machine`.
-NOT_BENCHMARKS = {'__init__', 'sample_efficiency'}
+# Modules of benchmarks/ that are no benchmark: the shared helpers, the plots of
+# docs/results.md, and a retired name kept only until its last importer (practice_pays.py)
+# imports `from benchmarks import machine`.
+NOT_BENCHMARKS = {'__init__', 'plot_results', 'sample_efficiency'}
 
 
 def test_every_benchmark_module_is_reachable_from_selfimprove_bench():
@@ -282,6 +283,16 @@ def test_practice_pays_tiny(tmp_path):
     assert {'start', 'real', 'shuffled', 'p_values'} <= set(row)
     assert row['real']['greedy']['trials'] == 1 and row['shuffled']['episodes'] == 2
     assert all(0 <= p <= 1 for p in row['p_values'].values())
+
+
+def test_the_results_page_plots_draw_from_the_recorded_results(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(ROOT)  # as `python -m benchmarks.plot_results` from the checkout
+    from benchmarks import plot_results
+    plot_results.main(['--out', str(tmp_path)])
+    assert sorted(os.listdir(tmp_path)) == ['success_vs_demonstrations.png',
+                                            'success_vs_practice.png']
+    plot_results.main(['--results', str(tmp_path / 'none'), '--out', str(tmp_path / 'empty')])
+    assert capsys.readouterr().out.count('run its benchmark first') == 2
 
 
 def test_stage1_ablation_tiny(tmp_path, monkeypatch):
