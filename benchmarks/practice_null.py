@@ -5,7 +5,7 @@ episodes, the same settings and minibatches, but the returns shuffled across dec
 update knows which chunk did well. If the shuffled replay scores as well as the real one, the
 change practice made is the size of noisy steps, not learning (measured 2026-11-30: three
 iterations of the demo's 44 episodes, whole policy at lr 3e-5, real 66/100 and shuffled 66/100
-against Stage 1's 82/100; docs/sample_efficiency.md).
+against Stage 1's 82/100; docs/notebook/2026-11-30.md).
 
     python -m benchmarks.practice_null --stage1 models/transfer_cube \\
         --practice runs/demo/transfer_cube/practice --iterations 3 --set trainable=policy

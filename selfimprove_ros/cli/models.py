@@ -9,7 +9,7 @@
    labelled "not within the horizon" (`dataset.failed_steps_to_go`, `failed_label_ticks`;
    earlier ticks look like a success's and stay unlabelled): a reward model trained on
    demonstrations alone calls the arms' hand-over pose a success whether or not the cube is in
-   the gripper (docs/sample_efficiency.md). The failures teach only steps-to-go; behaviour
+   the gripper (docs/notebook/2026-11-30.md). The failures teach only steps-to-go; behaviour
    cloning still sees the demonstrations alone.
 5. the detector's rule for this reward model: whole-episode rollouts of the final policy (half
    greedy, half temperature 1, seeds 30000..), no detection ending them; every candidate

@@ -6,7 +6,7 @@ be approached. A streak that starts within `recovery_ticks` evaluations of a d t
 within the horizon" does not count, because no task here is recovered and finished that fast:
 d falling from "failed" straight to "done" is the model fooled by a pose it has seen only at
 the goal (measured in sim: every false detection of the shipped model looked like that, and no
-true one did; docs/sample_efficiency.md).
+true one did; docs/notebook/2026-11-30.md).
 
 How long that check must look back depends on the reward model (10 evaluations kept the K = 100
 model's false detections at 1 in 71 and silenced every true one of the K = 60 model), so
@@ -28,7 +28,7 @@ class SuccessConfig:
     # 1 tick for 3 ticks, not 2 for 2: a seeing transfer_cube policy's d falls to 1-2 ticks a
     # tick or two before the hand-over completes and to 0.1-0.4 once it has, so the looser rule
     # ended near-successes early and fired on brief dips of failing episodes
-    # (docs/sample_efficiency.md).
+    # (docs/notebook/2026-11-30.md).
     threshold_steps: float = setting(
         1.0, 'Success when d(o, g) <= this many control ticks (the paper: a very small number)')
     consecutive: int = setting(3, 'Evaluations in a row that must be at or under the threshold')

@@ -3,7 +3,7 @@
 The approach check's look-back (`SuccessConfig.recovery_ticks`) that keeps one reward model
 honest silences another: on the K = 100 model 10 evaluations left 1 false detection in 71
 failures where 3 left 4, and on the K = 60 model 10 rejected all 58 true successes where 3 kept
-46 with none false (docs/sample_efficiency.md). So each reward model gets the look-back that
+46 with none false (docs/notebook/2026-11-30.md). So each reward model gets the look-back that
 finds the most successes while calling at most `max_false_positive` of the failed rollouts
 successes, judged by the simulator on whole episodes. Ties go to the longer look-back, the
 stricter rule.

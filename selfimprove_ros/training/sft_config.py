@@ -13,7 +13,8 @@ class SftConfig:
     steps: int = setting(3000, 'Optimizer steps in total')
     batch_size: int = setting(64, 'Samples per step, half for each objective (the paper)')
     lr: float = setting(1e-3, 'Peak learning rate of AdamW (1e-3 with warm-up and cosine decay '
-                        'trained the seeing policy of docs/sample_efficiency.md; 3e-4 was slower)')
+                        'trained the seeing policy of docs/notebook/2026-11-30.md; 3e-4 was '
+                        'slower)')
     min_lr_ratio: float = setting(0.1, 'Final learning rate as a fraction of lr (cosine decay)')
     warmup_steps: int = setting(100, 'Steps of linear warm-up')
     weight_decay: float = setting(0.01, 'AdamW weight decay (not on biases and norms)')
