@@ -9,6 +9,7 @@ rule) and the starting model are judged on the same unseen scenes (seeds 80000..
 tests: real > start, real > shuffled.
 
     python -m benchmarks.practice_pays --sampler chunk_quantile --episodes 2500
+    python -m benchmarks.practice_pays --sampler chunk_quantile --objective filtered_bc
 
 Writes benchmarks/results/practice_pays.json (rows of earlier runs under other --name stay).
 Measurements, not tests.
@@ -23,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.sample_efficiency import machine  # noqa: E402
+from benchmarks import machine  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 EVAL_SEED = 80_000
@@ -47,7 +48,8 @@ def practise_case(args, case: str) -> dict:
     started = time.monotonic()
     # A seed practises other scenes with other samples and minibatches; the judged scenes stay.
     summary = practise_on_fleet(model, model, out, specs,
-                                practice_config(16, 64, overrides, threads=args.stations),
+                                practice_config(None, None, overrides, threads=args.stations,
+                                                objective=args.objective),
                                 args.episodes, args.stations, PRACTICE_SEED + 10_000 * args.seed,
                                 sample_seed=args.seed, log=lambda *_: None)
     live = summary['live_version']
@@ -84,6 +86,8 @@ def parse_args(argv=None):
                         help='model directory to practise from (with policy.pt)')
     parser.add_argument('--task', default='transfer_cube')
     parser.add_argument('--name', default='', help='row name (default: sampler and temperature)')
+    parser.add_argument('--objective', default='reinforce', choices=('reinforce', 'filtered_bc'),
+                        help="the learner's (selfimprove practice --objective)")
     parser.add_argument('--sampler', default='independent',
                         choices=('independent', 'chunk_quantile'))
     parser.add_argument('--temperature', type=float, default=1.0)
@@ -111,7 +115,8 @@ def main(argv=None):
     """Practise each case, judge it and the start, test, save."""
     from selfimprove_ros.training.stopping_rule import drop_p_value
     args = parse_args(argv)
-    name = args.name or f'{args.sampler}_t{args.temperature:g}_seed{args.seed}'
+    name = args.name or (f'{args.sampler}_t{args.temperature:g}_seed{args.seed}' +
+                         ('' if args.objective == 'reinforce' else f'_{args.objective}'))
     args.out = os.path.join(args.out, name)
     row = {'start': judge(args, os.path.abspath(args.model), 'start')}
     for case in args.cases:

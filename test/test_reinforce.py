@@ -121,7 +121,7 @@ def synthetic_decisions(episodes):
             instructions=[episode.instruction] * 3,
             tokens=np.zeros((3, 28), dtype=np.int64), returns=np.ones(3, np.float32),
             rewards=np.ones(3, np.float32), episode_ids=[episode.episode_id] * 3,
-            steps=np.arange(3)))
+            steps=np.arange(3), successes=np.zeros(3, bool)))
     return Decisions.concatenate(parts)
 
 

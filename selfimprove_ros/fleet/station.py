@@ -28,13 +28,13 @@ import numpy as np
 
 from selfimprove_ros.bag.episode_metadata import EpisodeMetadata
 from selfimprove_ros.core.success_detection import audited_rule, EpisodeSuccessMonitor
+from selfimprove_ros.data.episode_labelling import label_bag
 from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.episode.state import EpisodeStateMachine, Phase
 from selfimprove_ros.episode.watch import EpisodeWatch, success_cause
 from selfimprove_ros.fleet.recording import EpisodeRecording, NoRecording
 from selfimprove_ros.fleet.worlds import LazyFrame, render_lazy, TickFrames
 from selfimprove_ros.robot.control_loop import ControlLoop
-from selfimprove_ros.runtime.episode_labelling import label_bag
 from selfimprove_ros.runtime.policy_controller import PolicyController
 from selfimprove_ros.runtime.reward_scoring import LiveScorer
 

@@ -19,13 +19,14 @@ import time
 import torch
 
 from selfimprove_ros.core.atomic_file import write_json_atomic
+from selfimprove_ros.data.episode_labelling import (BadLabels, labelling_dataset_config,
+                                                    read_labels)
 from selfimprove_ros.data.episode_loader import find_bags, load_episode
 from selfimprove_ros.model.manifest import read_manifest
 from selfimprove_ros.model.onnx_export import export_model_dir
-from selfimprove_ros.runtime.episode_labelling import (BadLabels, labelling_dataset_config,
-                                                       read_labels)
 from selfimprove_ros.training import checkpoint as ckpt
 from selfimprove_ros.training.distributed import resolve_device
+from selfimprove_ros.training.filtered_bc import fit_successes
 from selfimprove_ros.training.policy_gradient import (Decisions, episode_decisions,
                                                       run_iteration, sampling_surprise)
 from selfimprove_ros.training.reinforce_config import ReinforceConfig
@@ -182,8 +183,9 @@ class ImproveRun:
         iteration = self.state['iteration'] + 1
         new_version = f'{self.state["base"]}-it{iteration}'
         started = time.monotonic()
-        metrics = run_iteration(self.model, self.optimizer, decisions, self.codec, self.config,
-                                self.device, iteration)
+        train = fit_successes if self.config.objective == 'filtered_bc' else run_iteration
+        metrics = train(self.model, self.optimizer, decisions, self.codec, self.config,
+                        self.device, iteration)
         metrics['train_s'] = time.monotonic() - started
         weights = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         ckpt.save_checkpoint(self._checkpoint(new_version), {
@@ -209,9 +211,11 @@ class ImproveRun:
         with open(os.path.join(self.run_dir, 'metrics.jsonl'), 'a') as handle:
             handle.write(json.dumps({'iteration': iteration, 'version': new_version,
                                      **metrics}) + '\n')
-        self.log(f'iteration {iteration}: {len(episodes)} episodes, {len(decisions)} decisions, '
-                 f'mean return {metrics["mean_return"]:.2f}, {metrics["updates"]} updates, KL '
-                 f'{metrics["kl"]:.3f} nats per chunk -> {new_version}')
+        fitted = (f' ({metrics["fitted_episodes"]} successes fitted)'
+                  if 'fitted_episodes' in metrics else '')
+        self.log(f'iteration {iteration}: {len(episodes)} episodes{fitted}, {len(decisions)} '
+                 f'decisions, mean return {metrics["mean_return"]:.2f}, {metrics["updates"]} '
+                 f'updates, KL {metrics["kl"]:.3f} nats per chunk -> {new_version}')
         return model_dir
 
     def revert_to(self, version: str, reason: str, episodes=()):

@@ -32,9 +32,10 @@ class Decisions:
     rewards: np.ndarray      # float32 [N] r_t [control ticks]
     episode_ids: list        # [N] str
     steps: np.ndarray        # int64 [N] index of the decision in its episode (0 = first)
+    successes: np.ndarray    # bool [N] the detector called the decision's episode a success
 
     FIELDS = ('images', 'joints', 'instructions', 'tokens', 'returns', 'rewards', 'episode_ids',
-              'steps')  # in constructor order
+              'steps', 'successes')  # in constructor order
 
     def __len__(self):
         """Return the number of decisions."""
@@ -62,7 +63,7 @@ def episode_decisions(episode, labels, version: str, gamma: float, cameras,
                       returns_until: str = 'end') -> Decisions:
     """Return the decisions of `episode` that policy `version` sampled, with their returns.
 
-    `labels` (runtime.episode_labelling.TickLabels) must belong to the same bag; ticks are
+    `labels` (data.episode_labelling.TickLabels) must belong to the same bag; ticks are
     matched by stamp, so a tick the episode lacks is never paired with another's picture.
     `returns_until` 'closest_approach' ends the episode at `closest_approach(labels)`.
     """
@@ -95,7 +96,8 @@ def episode_decisions(episode, labels, version: str, gamma: float, cameras,
                      returns=returns[keep].astype(np.float32),
                      rewards=rewards[keep].astype(np.float32),
                      episode_ids=[episode.episode_id] * len(keep),
-                     steps=np.asarray(keep, dtype=np.int64))
+                     steps=np.asarray(keep, dtype=np.int64),
+                     successes=np.full(len(keep), labels.outcome == 'success'))
 
 
 def closest_approach(steps_to_go, tolerance_ticks: float = 1.0) -> int:
@@ -117,7 +119,7 @@ def _empty(episode, cameras, labels) -> Decisions:
     return Decisions(np.zeros((0, len(cameras), *first.shape[1:]), np.uint8),
                      np.zeros((0, 14), np.float32), [], np.zeros((0, width), np.int64),
                      np.zeros(0, np.float32), np.zeros(0, np.float32), [],
-                     np.zeros(0, np.int64))
+                     np.zeros(0, np.int64), np.zeros(0, bool))
 
 
 def chunk_log_prob(action_logits: torch.Tensor, tokens: torch.Tensor,
@@ -216,6 +218,24 @@ def chunk_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor
     return (old.exp() * (old - new)).sum(-1).sum(-1)
 
 
+def model_inputs(decisions: Decisions, rows, codec, device):
+    """Return (images, joints, instruction words, tokens) of decisions `rows` as tensors."""
+    return (torch.from_numpy(decisions.images[rows]).to(device),
+            torch.from_numpy(decisions.joints[rows]).to(device),
+            torch.from_numpy(codec.encode_instructions(
+                [decisions.instructions[i] for i in rows])).to(device),
+            torch.from_numpy(decisions.tokens[rows]).to(device))
+
+
+def train_mode(model):
+    """Put `model` in training mode, keeping a frozen encoder's normalisation statistics."""
+    model.train()
+    if not any(p.requires_grad for p in model.encoder.parameters()):
+        # A frozen encoder (Stage 2) keeps its BatchNorm statistics too: in train mode a
+        # ResNet would normalise with batch statistics and drift its running ones.
+        model.encoder.eval()
+
+
 def run_iteration(model, optimizer, decisions: Decisions, codec, config, device, step_seed: int):
     """Run one iteration of REINFORCE updates on `decisions`; return mean metrics.
 
@@ -227,21 +247,13 @@ def run_iteration(model, optimizer, decisions: Decisions, codec, config, device,
     if config.shuffle_returns:
         decisions = replace(decisions, returns=rng.permutation(decisions.returns))
     practised = copy.deepcopy(model).eval()
-    model.train()
-    if not any(p.requires_grad for p in model.encoder.parameters()):
-        # A frozen encoder (Stage 2) keeps its BatchNorm statistics too: in train mode a
-        # ResNet would normalise with batch statistics and drift its running ones.
-        model.encoder.eval()
+    train_mode(model)
     totals = {'loss': 0.0, 'log_prob': 0.0, 'grad_norm': 0.0}
     offsets = baseline(decisions, config.baseline)
     batches = minibatches(len(decisions), config.updates_per_iteration, config.batch_size, rng)
     done, kl = 0, 0.0
     for rows in batches:
-        images = torch.from_numpy(decisions.images[rows]).to(device)
-        joints = torch.from_numpy(decisions.joints[rows]).to(device)
-        words = torch.from_numpy(codec.encode_instructions(
-            [decisions.instructions[i] for i in rows])).to(device)
-        tokens = torch.from_numpy(decisions.tokens[rows]).to(device)
+        images, joints, words, tokens = model_inputs(decisions, rows, codec, device)
         returns = torch.from_numpy(decisions.returns[rows] - offsets[rows]).to(device)
         logits = model(images, joints, words)[0]
         with torch.no_grad():
