@@ -118,3 +118,58 @@ def test_models_load_only_from_inside_the_roots(model_dir, tmp_path):
         check_model_root(str(tmp_path / 'root' / 'link'), [str(tmp_path / 'root')])
     with pytest.raises(ModelRejected, match='outside the model roots'):
         load_model(path, 'policy.onnx', ['cam_high'], roots=[str(tmp_path / 'other')])
+
+
+def json_strings(value):
+    """Yield every string inside a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_strings(item)
+
+
+def paths_of_the_building_machine(manifest: dict) -> list:
+    """Return the absolute paths the provenance names outside its 'machine' part."""
+    found = dict(manifest['provenance'])
+    found.pop('machine', None)
+    return [text for text in json_strings(found) if os.path.isabs(text)]
+
+
+@pytest.fixture(scope='module')
+def sft_run(tmp_path_factory):
+    from episode_factory import synthetic_sft_data, tiny_sft_config
+    from selfimprove_ros.training.sft_trainer import SftTrainer
+    run = tmp_path_factory.mktemp('run') / 'sft'
+    SftTrainer(synthetic_sft_data(), str(run), tiny_sft_config(2), log=lambda *_: None).run()
+    return str(run)
+
+
+def test_an_export_keeps_the_building_machine_apart(sft_run, tmp_path):
+    from selfimprove_ros.training.run_export import export_run, MACHINE_NOTE, run_checkpoint
+    manifest = read_manifest(export_run(sft_run, str(tmp_path / 'model')))
+    machine = manifest['provenance']['machine']
+    assert machine['note'] == MACHINE_NOTE and machine['host']
+    assert machine['run_dir_abs'] == os.path.abspath(sft_run)
+    assert not {'host', 'run_dir'} & set(manifest['provenance'])
+    assert run_checkpoint(manifest) == os.path.join(sft_run, 'checkpoints', 'last.pt')
+
+
+def test_a_manifest_of_the_old_shape_still_names_its_checkpoint():
+    from selfimprove_ros.training.run_export import run_checkpoint, run_folder
+    old = {'provenance': {'host': 'vm', 'run_dir': '/r/sft', 'checkpoints': {
+        'policy': {'path': '/r/sft/checkpoints/last.pt', 'step': 1}}}}
+    assert run_folder(old) == '/r/sft'
+    assert run_checkpoint(old) == '/r/sft/checkpoints/last.pt'
+    assert run_checkpoint({'provenance': {}}) == ''
+
+
+def test_the_shipped_manifest_names_no_path_of_the_machine_that_built_it():
+    shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           'models', 'transfer_cube')
+    manifest = verify_model_dir(shipped, required=('policy.onnx', 'reward.onnx'))
+    assert paths_of_the_building_machine(manifest) == []
+    assert os.path.isfile(os.path.join(shipped, 'policy.pt'))  # what Stage 2 starts from

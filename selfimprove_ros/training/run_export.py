@@ -20,10 +20,20 @@ def git_commit() -> str:
         return ''
 
 
-def provenance(**fields) -> dict:
-    """Return training provenance common to every export, plus `fields`."""
-    return {'git_commit': git_commit(), 'torch': torch.__version__,
-            'host': platform.node(), **fields}
+MACHINE_NOTE = 'paths on the machine that built this; meaningless elsewhere'
+
+
+def provenance(run_dir: str = '', **fields) -> dict:
+    """Return training provenance common to every export, plus `fields`.
+
+    A model directory travels (it is shipped in models/, copied to robots), so what only the
+    building machine can use is kept apart under 'machine': its host name and `run_dir`, the
+    absolute run folder. Paths inside that folder belong in `fields` relative to it.
+    """
+    machine = {'host': platform.node(), 'note': MACHINE_NOTE}
+    if run_dir:
+        machine['run_dir_abs'] = os.path.abspath(run_dir)
+    return {'git_commit': git_commit(), 'torch': torch.__version__, **fields, 'machine': machine}
 
 
 def run_folder(manifest: dict) -> str:
@@ -75,16 +85,17 @@ def export_run(run_dir: str, out_dir: str, policy: str = 'last',
     run_name = os.path.basename(os.path.normpath(run_dir))
     steps = {role: int(state['step']) for role, (_, state) in states.items()}
     version = version or f'{run_name}-' + '-'.join(f'{r[0]}{s}' for r, s in steps.items())
-    manifest = {
-        'version': version, 'parent_version': None, 'stage': 'sft',
-        'provenance': provenance(run_dir=os.path.abspath(run_dir), checkpoints={
-            role: {'path': os.path.abspath(path), 'step': steps[role],
-                   'best': state.get('best', {})}
-            for role, (path, state) in states.items()},
-            sft_config=next(iter(states.values()))[1]['config'],
-            dataset_config=next(iter(states.values()))[1].get('dataset_config', {}),
-            **(extra_provenance or {})),
-    }
+    # Absolute for now: ImproveRun's shipped_checkpoint still reads this path as it is. Once it
+    # reads run_checkpoint(), these become relative to run_dir like the rest (issue 23).
+    checkpoints = {role: {'path': os.path.abspath(path), 'step': steps[role],
+                          'best': state.get('best', {})}
+                   for role, (path, state) in states.items()}
+    manifest = {'version': version, 'parent_version': None, 'stage': 'sft',
+                'provenance': provenance(
+                    run_dir=run_dir, checkpoints=checkpoints,
+                    sft_config=next(iter(states.values()))[1]['config'],
+                    dataset_config=next(iter(states.values()))[1].get('dataset_config', {}),
+                    **(extra_provenance or {}))}
     if success_rule is not None:
         audited_rule({RULE_KEY: success_rule})  # refuse a rule the detector would refuse
         manifest[RULE_KEY] = success_rule
