@@ -42,10 +42,15 @@ def _expand(path: str) -> list:
             for p in _expand(path[:match.start()] + part + path[match.end():])]
 
 
+def _git(root, *args) -> bool:
+    return subprocess.run(['git', *args], cwd=root, capture_output=True).returncode == 0
+
+
 def _exists(path: str, roots, commit: str = '', root=ROOT) -> bool:
     if commit:
-        return subprocess.run(['git', 'cat-file', '-e', f'{commit}:{path.rstrip("/")}'],
-                              cwd=root, capture_output=True).returncode == 0
+        # A source tree without its history (a tarball) cannot check history; a checkout can.
+        return _git(root, 'cat-file', '-e', f'{commit}:{path.rstrip("/")}') or \
+            not _git(root, 'rev-parse', '--git-dir')
     return all(any(glob.glob(os.path.join(base, pattern)) for base in roots)
                for pattern in _expand(path))
 
@@ -95,6 +100,7 @@ def test_the_pages_include_the_results_and_the_notebook():
 
 
 def test_the_check_sees_a_dangling_path_a_broken_link_and_a_wrong_commit(tmp_path):
+    assert _git(tmp_path, 'init', '-q')
     for folder in ('docs', 'selfimprove_ros/core', 'benchmarks/results'):
         (tmp_path / folder).mkdir(parents=True)
     (tmp_path / 'selfimprove_ros' / 'core' / 'safety.py').write_text('')
