@@ -23,10 +23,9 @@ from selfimprove_ros.cli import bench
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# Modules of benchmarks/ that are no benchmark: the shared helpers, the plots of
-# docs/results.md, and a retired name kept only until its last importer (practice_pays.py)
-# imports `from benchmarks import machine`.
-NOT_BENCHMARKS = {'__init__', 'plot_results', 'sample_efficiency'}
+# Modules of benchmarks/ that are no benchmark: the shared helpers and the plots of
+# docs/results.md.
+NOT_BENCHMARKS = {'__init__', 'plot_results'}
 
 
 def test_every_benchmark_module_is_reachable_from_selfimprove_bench():
