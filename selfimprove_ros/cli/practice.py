@@ -16,7 +16,7 @@ from selfimprove_ros.runtime.token_sampling import SAMPLERS
 HELP = 'practise a policy on a simulated fleet: sim stations + one learner'
 
 # Not the paper's REINFORCE settings (no baseline, lr 1e-4): from the shipped policy one such
-# iteration fell from 18/20 to 4/20 in sim (docs/sample_efficiency.md); see practice_config.
+# iteration fell from 18/20 to 4/20 in sim (docs/notebook/2026-11-30.md); see practice_config.
 PRACTICE = {'baseline': 'step', 'lr': 3e-5, 'returns_until': 'end', 'trainable': 'action_head'}
 # Success-filtered behaviour cloning (training/filtered_bc.py): an iteration per about 1,100
 # episodes, whose successes (about 9,000 chunks at the shipped policy's rate) are fitted about

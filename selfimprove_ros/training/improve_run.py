@@ -30,7 +30,7 @@ from selfimprove_ros.training.filtered_bc import fit_successes
 from selfimprove_ros.training.policy_gradient import (Decisions, episode_decisions,
                                                       run_iteration, sampling_surprise)
 from selfimprove_ros.training.reinforce_config import ReinforceConfig
-from selfimprove_ros.training.run_export import provenance
+from selfimprove_ros.training.run_export import provenance, run_checkpoint
 from selfimprove_ros.training.version_history import VersionHistory
 
 STATE = 'state.json'
@@ -45,7 +45,7 @@ def shipped_checkpoint(model_dir: str, manifest: dict) -> str:
     beside = os.path.join(model_dir, 'policy.pt')
     if os.path.exists(beside):
         return beside
-    return manifest.get('provenance', {}).get('checkpoints', {}).get('policy', {}).get('path', '')
+    return run_checkpoint(manifest, 'policy')
 
 
 class ImproveRun:

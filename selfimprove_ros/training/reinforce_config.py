@@ -50,7 +50,7 @@ class ReinforceConfig:
         'policy', "What Stage 2 trains: 'policy' (all but the vision encoder, the paper) or "
         "'action_head'. AdamW moves every trained parameter by about lr per update whatever "
         'the gradient, so with few episodes per iteration, where most of the gradient is noise, '
-        'fewer moving parameters take a smaller random step (docs/sample_efficiency.md)')
+        'fewer moving parameters take a smaller random step (docs/notebook/2026-11-30.md)')
     updates_per_iteration: int = setting(16, 'Gradient updates per iteration (the paper: 16)')
     batch_size: int = setting(64, 'Decisions per update (the paper: 64); an iteration waits '
                               'for updates x batch on-policy decisions, then clears its buffer')
