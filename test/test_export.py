@@ -148,14 +148,26 @@ def sft_run(tmp_path_factory):
     return str(run)
 
 
-def test_an_export_keeps_the_building_machine_apart(sft_run, tmp_path):
+def test_an_export_keeps_the_building_machines_paths_apart(sft_run, tmp_path):
     from selfimprove_ros.training.run_export import export_run, MACHINE_NOTE, run_checkpoint
     manifest = read_manifest(export_run(sft_run, str(tmp_path / 'model')))
     machine = manifest['provenance']['machine']
     assert machine['note'] == MACHINE_NOTE and machine['host']
     assert machine['run_dir_abs'] == os.path.abspath(sft_run)
     assert not {'host', 'run_dir'} & set(manifest['provenance'])
+    assert {role: entry['path'] for role, entry in
+            manifest['provenance']['checkpoints'].items()} == {
+        'policy': 'checkpoints/last.pt', 'reward': 'checkpoints/best_steps_to_go.pt'}
+    assert paths_of_the_building_machine(manifest) == []
     assert run_checkpoint(manifest) == os.path.join(sft_run, 'checkpoints', 'last.pt')
+    # A checkpoint given by a path outside the run folder is the machine's too.
+    outside = str(tmp_path / 'elsewhere.pt')
+    os.link(run_checkpoint(manifest), outside)
+    manifest = read_manifest(export_run(sft_run, str(tmp_path / 'model2'), policy=outside,
+                                        reward=''))
+    assert manifest['provenance']['checkpoints']['policy']['path'] is None
+    assert manifest['provenance']['machine']['checkpoints_abs'] == {'policy': outside}
+    assert run_checkpoint(manifest) == outside and paths_of_the_building_machine(manifest) == []
 
 
 def test_a_manifest_of_the_old_shape_still_names_its_checkpoint():

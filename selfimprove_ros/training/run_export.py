@@ -58,6 +58,15 @@ def run_checkpoint(manifest: dict, role: str = 'policy') -> str:
     return found.get('machine', {}).get('checkpoints_abs', {}).get(role, '')
 
 
+def _checkpoint_entry(run_dir: str, path: str, state: dict) -> tuple:
+    """Return ({'path' relative to run_dir, 'step', 'best'}, absolute path if outside it)."""
+    inside = os.path.relpath(os.path.abspath(path), os.path.abspath(run_dir))
+    outside = inside == os.pardir or inside.startswith(os.pardir + os.sep)
+    entry = {'path': None if outside else inside.replace(os.sep, '/'),
+             'step': int(state['step']), 'best': state.get('best', {})}
+    return entry, os.path.abspath(path) if outside else None
+
+
 def export_run(run_dir: str, out_dir: str, policy: str = 'last',
                reward: str = 'best_steps_to_go', version: str = '',
                extra_provenance: dict = None, success_rule: dict = None) -> str:
@@ -85,17 +94,18 @@ def export_run(run_dir: str, out_dir: str, policy: str = 'last',
     run_name = os.path.basename(os.path.normpath(run_dir))
     steps = {role: int(state['step']) for role, (_, state) in states.items()}
     version = version or f'{run_name}-' + '-'.join(f'{r[0]}{s}' for r, s in steps.items())
-    # Absolute for now: ImproveRun's shipped_checkpoint still reads this path as it is. Once it
-    # reads run_checkpoint(), these become relative to run_dir like the rest (issue 23).
-    checkpoints = {role: {'path': os.path.abspath(path), 'step': steps[role],
-                          'best': state.get('best', {})}
-                   for role, (path, state) in states.items()}
+    entries = {role: _checkpoint_entry(run_dir, path, state)
+               for role, (path, state) in states.items()}
+    found = provenance(
+        run_dir=run_dir, checkpoints={role: entry for role, (entry, _) in entries.items()},
+        sft_config=next(iter(states.values()))[1]['config'],
+        dataset_config=next(iter(states.values()))[1].get('dataset_config', {}),
+        **(extra_provenance or {}))
+    elsewhere = {role: path for role, (_, path) in entries.items() if path}
+    if elsewhere:  # a checkpoint given by path, outside the run folder
+        found['machine']['checkpoints_abs'] = elsewhere
     manifest = {'version': version, 'parent_version': None, 'stage': 'sft',
-                'provenance': provenance(
-                    run_dir=run_dir, checkpoints=checkpoints,
-                    sft_config=next(iter(states.values()))[1]['config'],
-                    dataset_config=next(iter(states.values()))[1].get('dataset_config', {}),
-                    **(extra_provenance or {}))}
+                'provenance': found}
     if success_rule is not None:
         audited_rule({RULE_KEY: success_rule})  # refuse a rule the detector would refuse
         manifest[RULE_KEY] = success_rule
