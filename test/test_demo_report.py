@@ -37,10 +37,13 @@ def test_the_demo_says_plainly_whether_the_gain_is_significant():
 
 def test_the_demos_practice_settings_take_overrides_and_name_a_bad_one():
     from selfimprove_ros.cli.demo import practice_config, SIZES
-    config = practice_config(SIZES[False], ['lr=1e-4', 'returns_until=closest_approach'])
-    assert (config.lr, config.returns_until, config.baseline) == (1e-4, 'closest_approach',
-                                                                  'step')
-    assert config.updates_per_iteration == SIZES[False]['updates']
+    config = practice_config(SIZES[False], ['lr=3e-5'])
+    assert (config.objective, config.sampler, config.lr) == ('filtered_bc', 'chunk_quantile',
+                                                             3e-5)
+    paper = practice_config(SIZES[False], ['returns_until=closest_approach'],
+                            objective='reinforce')
+    assert (paper.objective, paper.returns_until, paper.baseline) == (
+        'reinforce', 'closest_approach', 'step')
     with pytest.raises(ValueError, match="baseline must be one of .*, got 'median'"):
         practice_config(SIZES[False], ['baseline=median'])
 

@@ -20,8 +20,10 @@ BENCHMARKS = {
     'practice-gain': ('practice_gain', 'K + practice against BC(K) and BC(2K), 3 seeds, in sim'),
     'practice-throughput': ('practice_throughput', 'practice episodes per minute: node graph, '
                             'one sim station, a fleet and its learner; station/graph fidelity'),
-    'practice-pays': ('practice_pays', 'a practice setting (sampler, temperature) against its '
-                      'shuffled-return control, from one model, judged in sim'),
+    'practice-pays': ('practice_pays', 'a practice setting (objective, sampler, temperature) '
+                      'against its shuffled-return control, from one model, judged in sim'),
+    'filtered-replay': ('filtered_replay', "recorded practice refitted on the detector's "
+                        'successes against as many episodes chosen blind, judged in sim'),
     'faults': ('faults', 'the fault matrix: what holds when processes, disks, models, inputs, '
                'bags and arguments go wrong'),
 }

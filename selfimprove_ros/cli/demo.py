@@ -3,14 +3,18 @@
 By default the demo starts from the shipped Stage-1 model (models/<task>/, made by
 `make models`, provenance in its manifest):
 1. the Stage-1 model: where it came from, and whether it locates the object
-2. baseline: greedy evaluation of the Stage-1 policy through the node graph
+2. baseline: greedy evaluation of the Stage-1 policy on 100 unseen scenes, on sim stations
+   (fleet/: the robot's own cores - policy controller, reward scorer, success detector, episode
+   rules, recorder - one station per core, without ROS transport; they score as the node graph
+   does, docs/results.md)
 3. the reward model: the shipped one, trained on the demonstrations and on the failures of
    the Stage-1 policy's own rollouts (cli/models.py says why)
-4. Stage 2: practice on sim stations (fleet/: the robot's own cores - policy controller,
-   reward scorer, success detector, episode rules, recorder - one station per core, without
-   ROS transport), REINFORCE on the on-policy bags by one learner, in rounds; after each round
-   a greedy evaluation of the live version through the node graph, as on a robot
-5. a report: simulator and detector success per version with intervals, the stopping rule's
+4. Stage 2: practice on sim stations at temperature 1, one learner on the on-policy bags:
+   success-filtered behaviour cloning by default (the objective that paid, training/
+   filtered_bc.py), REINFORCE with --objective reinforce; after each round a greedy evaluation
+   of the live version on the same scenes
+5. the last version through the node graph, as on a robot (a few episodes)
+6. a report: simulator and detector success per version with intervals, the stopping rule's
    verdict, a one-sided test of the last version against the baseline, plots and bags on disk
 `--from-scratch` first builds Stage 1 as `make models` does: scripted demonstrations (with
 injected noise and their clean labels) through the node graph, SFT, rollouts, SFT again, and
@@ -27,11 +31,12 @@ from selfimprove_ros.training.stopping_rule import history_table
 HELP = 'run the simulated story: Stage-1 model, baseline, practice, a better robot, report'
 
 SIZES = {  # default (at most about 15 min on a 2-core CPU) and --full
-    False: {'demos': 100, 'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 20,
-            'rounds': 3, 'practice_episodes': 600, 'updates': 16, 'batch': 64},
+    False: {'demos': 100, 'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 100,
+            'graph_episodes': 10, 'rounds': 1, 'practice_episodes': 1200},
     True: {'demos': 100, 'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 100,
-           'rounds': 5, 'practice_episodes': 2500, 'updates': 16, 'batch': 64},
+           'graph_episodes': 100, 'rounds': 2, 'practice_episodes': 2500},
 }
+EVAL_SEED = 80_000  # unseen scenes: demonstrations use 0.., practice 100000..
 
 
 def add_arguments(parser):
@@ -45,14 +50,18 @@ def add_arguments(parser):
                         help='build Stage 1 first, as make models does (about 40 more '
                         'minutes), instead of starting from the shipped model')
     parser.add_argument('--full', action='store_true',
-                        help='the long version: 2,500 practice episodes in 5 rounds, 100 '
-                        'evaluation episodes per version')
+                        help='the long version: 2,500 practice episodes in 2 rounds, the last '
+                        'version 100 episodes through the node graph')
+    parser.add_argument('--objective', choices=('filtered_bc', 'reinforce'),
+                        default='filtered_bc',
+                        help="the learner's: fit the detector's successes (default, the one that "
+                        "paid) or the paper's REINFORCE (selfimprove practice --objective)")
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
     parser.add_argument('--stations', type=int, default=os.cpu_count() or 1,
                         help='sim stations that practise (default: one per core)')
     parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
-                        help='REINFORCE overrides on the demo\'s settings, e.g. lr=1e-4 '
-                        'baseline=mean (see training/reinforce_config.py)')
+                        help='overrides on the learner\'s settings, e.g. lr=3e-5 '
+                        '(see training/reinforce_config.py)')
     parser.add_argument('--end-on-sim-success', action='store_true',
                         help='diagnostic: the simulator\'s success also ends practice episodes, '
                         'as if the detector found every success (sim only; separates the '
@@ -77,7 +86,7 @@ def run(args) -> int:
     out = os.path.abspath(os.path.join(args.out, args.task))
     set_aside_previous_story(out)
     started = time.monotonic()
-    stage = Stages(6 if args.from_scratch else 5)
+    stage = Stages(7 if args.from_scratch else 6)
     if args.from_scratch:
         stage(f'Stage 1 from scratch, as make models: {size["demos"]} scripted demonstrations, '
               f'SFT, {size["rollouts"]} rollouts whose failures teach the reward model, SFT '
@@ -87,18 +96,21 @@ def run(args) -> int:
         stage1, checkpoint = shipped_model(args)
     stage(f'the Stage-1 model {stage1}')
     describe_model(stage1)
-    stage(f'baseline: {size["eval_episodes"]} greedy episodes of the Stage-1 policy')
+    stage(f'baseline: {size["eval_episodes"]} greedy episodes of the Stage-1 policy on unseen '
+          f'scenes, on {args.stations} sim stations')
     history = [evaluation(stage1, stage1, args, out, size, 'stage1')]
     # The learner trains while the stations wait for its version: it may use their cores.
-    config = practice_config(size, args.overrides, min(args.stations, os.cpu_count() or 1))
+    config = practice_config(size, args.overrides, min(args.stations, os.cpu_count() or 1),
+                             args.objective)
     stage(f'Stage 2: {size["practice_episodes"]} practice episodes on {args.stations} sim '
-          f'stations (temperature 1; REINFORCE on the {config.trainable.replace("_", " ")} '
-          f'with the {config.baseline} baseline, lr {config.lr:g}, '
-          f'{config.samples_per_iteration} decisions per iteration), scored by the Stage-1 '
-          f'reward model; after each of {size["rounds"]} rounds a greedy evaluation of the '
-          'live version through the node graph')
+          f'stations (temperature 1, chunk-quantile sampling), scored by the Stage-1 reward '
+          f'model; {describe_learning(config)}; after each of {size["rounds"]} round(s) a '
+          'greedy evaluation of the live version on the same scenes')
     results, improve_run = practice(stage1, checkpoint, stage1, config, args, out, size)
     history += results
+    stage(f'the last version through the node graph, as on a robot: {size["graph_episodes"]} '
+          'greedy episodes')
+    graph_check(history[-1], stage1, args, out, size)
     stage('report')
     report(history, out, time.monotonic() - started)
     judge(history, out, size['eval_episodes'])
@@ -198,12 +210,35 @@ def success_rule_line(manifest: dict) -> str:
             f'{fp["count"]}/{fp["of"]}, recall {recall["count"]}/{recall["of"]})')
 
 
+def describe_learning(config) -> str:
+    """Return what the learner does with practice, in one clause."""
+    if config.objective == 'filtered_bc':
+        return (f'every {config.samples_per_iteration} decisions the learner fits the chunks of '
+                f'the episodes the detector called successes ({config.updates_per_iteration} '
+                f'steps, lr {config.lr:g}, {config.trainable.replace("_", " ")})')
+    return (f'REINFORCE on the {config.trainable.replace("_", " ")} with the {config.baseline} '
+            f'baseline, lr {config.lr:g}, {config.samples_per_iteration} decisions per iteration')
+
+
 def evaluation(model_dir: str, reward_dir: str, args, out: str, size: dict, name: str) -> dict:
-    """Greedy episodes of `model_dir`; return the report."""
-    result = evaluate(model_dir, reward_dir, args.task, size['eval_episodes'],
-                      os.path.join(out, 'eval', name), seed=1000,
-                      max_ticks=args.max_ticks, temperature=0.0)
+    """Greedy episodes of `model_dir` on sim stations, on the demo's unseen scenes."""
+    from selfimprove_ros.cli.evaluate import evaluate_on_stations
+    result = evaluate_on_stations(model_dir, reward_dir, args.task, size['eval_episodes'],
+                                  os.path.join(out, 'eval', name), seed=EVAL_SEED,
+                                  max_ticks=args.max_ticks, temperature=0.0,
+                                  stations=args.stations)
     return {'name': name, 'model_dir': model_dir, **result}
+
+
+def graph_check(last: dict, reward_dir: str, args, out: str, size: dict):
+    """Run the last version's first scenes through the node graph; print both verdicts."""
+    result = evaluate(last['model_dir'], reward_dir, args.task, size['graph_episodes'],
+                      os.path.join(out, 'eval', f'{last["name"]}_graph'), seed=EVAL_SEED,
+                      max_ticks=args.max_ticks, temperature=0.0)
+    print(f'{last["version"]} through the node graph: simulator '
+          f'{result["sim_success"]["describe"]}, detected '
+          f'{result["detected_success"]["describe"]} (on sim stations: simulator '
+          f'{last["sim_success"]["describe"]})')
 
 
 def practice(stage1: str, checkpoint: str, reward: str, config, args, out: str, size: dict):
@@ -220,8 +255,10 @@ def practice(stage1: str, checkpoint: str, reward: str, config, args, out: str, 
     from selfimprove_ros.training.improve_run import ImproveRun
     manifest = read_manifest(stage1)
     specs = sim_runtime_specs(args.task, manifest['codec']['cameras'], stage1, reward,
-                              'aloha1', args.max_ticks, 1.0, {'success_detector_node': {
-                                  'use_sim_success': bool(args.end_on_sim_success)}})
+                              'aloha1', args.max_ticks, 1.0, {
+                                  'success_detector_node': {
+                                      'use_sim_success': bool(args.end_on_sim_success)},
+                                  'policy_node': {'sampler': config.sampler}})
     results, evaluated = [], {manifest['version']}
     for number in range(1, size['rounds'] + 1):
         budget = number * size['practice_episodes'] // size['rounds']
@@ -242,10 +279,14 @@ def practice(stage1: str, checkpoint: str, reward: str, config, args, out: str, 
     return results, run
 
 
-def practice_config(size: dict, overrides=(), threads: int = 1):
-    """Return the demo's REINFORCE settings (cli/practice.py's) with `overrides` applied."""
+def practice_config(size: dict, overrides=(), threads: int = 1, objective: str = 'filtered_bc'):
+    """Return the demo's learner settings (cli/practice.py's) with `overrides` applied.
+
+    Practice samples a chunk's ticks at one quantile per joint (smooth motions, not jitter).
+    """
     from selfimprove_ros.cli.practice import practice_config as settings
-    return settings(size['updates'], size['batch'], overrides, threads)
+    return settings(overrides=['sampler=chunk_quantile', *overrides], threads=threads,
+                    objective=objective)
 
 
 def judge(history: list, out: str, min_episodes: int):

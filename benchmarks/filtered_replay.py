@@ -1,0 +1,154 @@
+"""Does fitting the detector's successes pay? Recorded practice refitted: real verdicts, blind.
+
+The bags of one practice run (any version: practice of a policy that barely moved, e.g. a
+`practice-pays` run's shuffled case) are turned into decisions; one filtered-BC iteration
+(`training/filtered_bc.py`, the learner's own code) fits from `--model` either the chunks of the
+episodes the detector called successes ('real') or as many episodes chosen blind ('shuffled',
+the null control); each result and the start are judged greedily on the same 100 unseen
+scenes (seeds 80000..) on sim stations. One-sided Fisher exact tests: real > start,
+real > shuffled. Unlike `practice-pays` the fit sees practice it did not sample itself, so it
+answers whether the verdicts carry signal, cheaply, from bags already on disk.
+
+    python -m benchmarks.filtered_replay --practice runs/practice_pays/X/shuffled/practice
+
+Writes benchmarks/results/filtered_replay.json (rows of other --name stay).
+Measurements, not tests.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import machine  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+EVAL_SEED = 80_000
+CASES = ('real', 'shuffled')
+
+
+def recorded_decisions(run, practice: str, episodes: int, log=print):
+    """Return the decisions of the first `episodes` labelled bags under `practice`."""
+    from selfimprove_ros.data.episode_labelling import (BadLabels, labelling_dataset_config,
+                                                        read_labels)
+    from selfimprove_ros.data.episode_loader import find_bags, load_episode
+    from selfimprove_ros.training.policy_gradient import Decisions, episode_decisions
+    config = labelling_dataset_config(run, 0.1)
+    parts = []
+    for bag in find_bags([practice]):
+        if len(parts) == episodes:
+            break
+        try:
+            labels = read_labels(bag)
+        except BadLabels:
+            continue
+        # Each episode with the version that sampled it: the fit is behaviour cloning.
+        parts.append(episode_decisions(load_episode(bag, config), labels, labels.policy_version,
+                                       run.config.gamma, list(run.codec.config.cameras)))
+    if not parts:
+        raise SystemExit(f'no labelled practice bags under {practice}')
+    log(f'{len(parts)} episodes, {sum(len(p) for p in parts)} decisions')
+    return Decisions.concatenate(parts)
+
+
+def fit(args, case: str, decisions) -> str:
+    """Fit one case from --model; return its exported model directory."""
+    from selfimprove_ros.cli.practice import practice_config
+    from selfimprove_ros.training.improve_run import ImproveRun
+    out = os.path.join(args.out, case)
+    shutil.rmtree(out, ignore_errors=True)
+    config = practice_config(overrides=[*args.overrides, f'shuffle_returns={case == "shuffled"}',
+                                        f'seed={args.seed}'],
+                             threads=args.stations, objective='filtered_bc')
+    run = ImproveRun(out, config, os.path.abspath(args.model), log=print)
+    return run.iterate([], decisions)
+
+
+def judge(args, model_dir: str, name: str) -> dict:
+    """Greedy success of `model_dir` on the benchmark's scenes."""
+    from selfimprove_ros.cli.evaluate import evaluate_on_stations
+    out = os.path.join(args.out, 'eval', name)
+    shutil.rmtree(out, ignore_errors=True)
+    report = evaluate_on_stations(model_dir, args.model, args.task, args.eval_episodes, out,
+                                  seed=EVAL_SEED, max_ticks=args.max_ticks, temperature=0.0,
+                                  stations=args.stations, log=lambda *_: None)
+    print(f'{name:>9} greedy: {report["sim_success"]["describe"]}', flush=True)
+    return {'greedy': report['sim_success'], 'greedy_detected': report['detected_success']}
+
+
+def parse_args(argv=None):
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--model', default=os.path.join('models', 'transfer_cube'),
+                        help='model directory to fit from (with policy.pt)')
+    parser.add_argument('--practice', required=True, help='labelled practice bags to refit')
+    parser.add_argument('--episodes', type=int, default=2500, help='practice episodes used')
+    parser.add_argument('--task', default='transfer_cube')
+    parser.add_argument('--name', default='', help='row name (default: the practice folder)')
+    parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
+                        help="overrides on `selfimprove practice --objective filtered_bc`'s "
+                        'settings, e.g. updates_per_iteration=2000')
+    parser.add_argument('--cases', nargs='+', choices=CASES, default=list(CASES))
+    parser.add_argument('--seed', type=int, default=0, help='seed of minibatches and the blind '
+                        'choice')
+    parser.add_argument('--eval-episodes', type=int, default=100)
+    parser.add_argument('--stations', type=int, default=os.cpu_count() or 1)
+    parser.add_argument('--max-ticks', type=int, default=100)
+    parser.add_argument('--out', default=os.path.join('runs', 'filtered_replay'))
+    parser.add_argument('--results', default=os.path.join(RESULTS, 'filtered_replay.json'))
+    args = parser.parse_args(argv)
+    for name in ('episodes', 'eval_episodes', 'stations', 'max_ticks'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    return args
+
+
+def main(argv=None):
+    """Load the practice once, fit each case, judge them and the start, test, save."""
+    from selfimprove_ros.cli.practice import practice_config
+    from selfimprove_ros.training.improve_run import ImproveRun
+    from selfimprove_ros.training.stopping_rule import drop_p_value
+    args = parse_args(argv)
+    name = args.name or os.path.basename(os.path.dirname(os.path.normpath(
+        os.path.dirname(os.path.normpath(args.practice))))) + f'_seed{args.seed}'
+    args.out = os.path.join(args.out, name)
+    started = time.monotonic()
+    reader = ImproveRun(os.path.join(args.out, 'reader'), practice_config(objective='filtered_bc'),
+                        os.path.abspath(args.model), log=lambda *_: None)
+    decisions = recorded_decisions(reader, args.practice, args.episodes)
+    row = {'start': judge(args, os.path.abspath(args.model), 'start'),
+           'episodes': len(set(decisions.episode_ids)),
+           'detected_successes': len({e for e, s in zip(decisions.episode_ids,
+                                                        decisions.successes) if s})}
+    for case in args.cases:
+        row[case] = judge(args, fit(args, case, decisions), case)
+    tests = {}
+    for case in args.cases:
+        a, b = row[case]['greedy'], row['start']['greedy']
+        tests[f'{case}_beats_start'] = drop_p_value(a['successes'], a['trials'], b['successes'],
+                                                    b['trials'])
+    if set(CASES) <= set(args.cases):
+        a, b = row['real']['greedy'], row['shuffled']['greedy']
+        tests['real_beats_shuffled'] = drop_p_value(a['successes'], a['trials'],
+                                                    b['successes'], b['trials'])
+    row['p_values'] = tests
+    row['elapsed_s'] = time.monotonic() - started
+    print(json.dumps(tests, indent=1))
+    found = {}
+    if os.path.exists(args.results):
+        with open(args.results) as stream:
+            found = json.load(stream)
+    found[name] = {**row, 'settings': {k: v for k, v in vars(args).items() if k != 'results'},
+                   'machine': machine(), 'date': time.strftime('%Y-%m-%d')}
+    os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+    with open(args.results, 'w') as stream:
+        json.dump(found, stream, indent=1)
+    print(f'wrote {args.results}')
+
+
+if __name__ == '__main__':
+    main()
