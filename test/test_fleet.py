@@ -33,8 +33,8 @@ def worker_args() -> dict:
 
 def practise(out, episodes):
     return main(['practice', '--model', SHIPPED, '--stations', '2', '--episodes',
-                 str(episodes), '--max-ticks', str(MAX_TICKS), '--updates', '1', '--batch',
-                 '16', '--out', str(out)])
+                 str(episodes), '--max-ticks', str(MAX_TICKS), '--objective', 'reinforce',
+                 '--updates', '1', '--batch', '16', '--out', str(out)])
 
 
 def test_practice_learns_swaps_versions_into_every_station_and_resumes(tmp_path, capsys):
@@ -148,7 +148,7 @@ def test_a_killed_practice_run_loses_at_most_its_running_episodes_and_resumes(tm
     out = tmp_path / 'killed'
     command = [sys.executable, '-m', 'selfimprove_ros.cli.main', 'practice', '--model', SHIPPED,
                '--stations', '2', '--episodes', '40', '--max-ticks', str(MAX_TICKS),
-               '--updates', '1', '--batch', '16', '--out', str(out)]
+               '--objective', 'reinforce', '--updates', '1', '--batch', '16', '--out', str(out)]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bags = out / 'practice'
     deadline = time.monotonic() + 120

@@ -45,10 +45,10 @@ def add_arguments(parser):
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
     parser.add_argument('--first-seed', type=int, default=100_000,
                         help='simulator seed of practice episode 0 (evaluations use others)')
-    parser.add_argument('--objective', choices=tuple(OBJECTIVES), default='reinforce',
-                        help="how the learner learns from practice: 'reinforce' (the paper) or "
-                        "'filtered_bc' (fit the detector's successes; the one that paid, "
-                        'docs/results.md)')
+    parser.add_argument('--objective', choices=tuple(OBJECTIVES), default='filtered_bc',
+                        help="how the learner learns from practice: 'filtered_bc' (fit the "
+                        "detector's successes; the one that paid, docs/results.md) or "
+                        "'reinforce' (the paper's; trainer_node's default)")
     parser.add_argument('--updates', type=int, default=None,
                         help="updates per iteration (default: the objective's; the paper's "
                         'REINFORCE: 16)')
