@@ -62,3 +62,19 @@ def test_a_second_demo_sets_the_first_ones_story_aside_and_keeps_stage1(tmp_path
     assert 'previous run of the demo was moved' in capsys.readouterr().out
     set_aside_previous_story(str(out))  # nothing left to move: no second folder
     assert len(os.listdir(out / 'previous')) == 1
+
+
+def test_the_demo_tells_the_whole_story_at_the_smallest_sizes(tmp_path, monkeypatch, capsys):
+    """Baseline, practice with one filtered-BC iteration, evaluation, the node graph, report."""
+    from selfimprove_ros.cli import demo
+    from selfimprove_ros.cli.main import main
+    monkeypatch.setitem(demo.SIZES, False, {**demo.SIZES[False], 'eval_episodes': 2,
+                                            'graph_episodes': 1, 'practice_episodes': 6})
+    assert main(['demo', '--out', str(tmp_path), '--max-ticks', '12', '--set',
+                 'decisions_per_iteration=6', 'updates_per_iteration=2', 'batch_size=2']) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / 'transfer_cube' / 'report.json').read_text())
+    versions = [row['version'] for row in report['history']]
+    assert versions[0] == 'transfer_cube-stage1' and '-it' in versions[-1], versions
+    assert all(row['sim_success']['trials'] == 2 for row in report['history'])
+    assert 'through the node graph: simulator' in out and 'fits the chunks of the episodes' in out
