@@ -18,6 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+SHIPPED = os.path.join('models', 'transfer_cube')  # practice-pays' default --model
 IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'img')
 BLOCK = 500  # practice episodes per point of the practice curve
 
@@ -103,26 +104,34 @@ def success_vs_practice(results: str, path: str) -> bool:
     pays = read(results, 'practice_pays')
     if not pays:
         return False
+    # From the shipped model only: a run from another Stage 1 starts elsewhere.
+    pays = {name: entry for name, entry in pays.items()
+            if os.path.normpath(entry.get('settings', {}).get('model', SHIPPED)) == SHIPPED}
     figure, (greedy, sampled) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    colours = {'real': 'tab:red', 'shuffled': 'tab:gray'}
-    start_drawn = False
+    colours = {('reinforce', 'real'): 'tab:red', ('reinforce', 'shuffled'): 'tab:gray',
+               ('filtered_bc', 'real'): 'tab:green', ('filtered_bc', 'shuffled'): 'tab:olive'}
+    start_drawn, labelled = False, set()
     for index, (name, entry) in enumerate(sorted(pays.items())):
         if not start_drawn:
             start = entry['start']['greedy']
             _errorbar(greedy, [0], [(start['successes'], start['trials'])], fmt='o',
                       color='tab:blue', label='start (shipped model)')
             start_drawn = True
-        for case in ('real', 'shuffled'):
+        objective = entry.get('settings', {}).get('objective') or 'reinforce'
+        for case in [case for case in ('real', 'shuffled') if case in entry]:
             run = entry[case]
-            shift = (index - 0.5) * 60 + (0 if case == 'real' else 30)
-            label = f'{case} returns' if index == 0 else None
+            shift = (index - 1) * 40 + (0 if case == 'real' else 20)
+            label = f'{objective}, {case}'
             _errorbar(greedy, [run['episodes'] + shift],
                       [(run['greedy']['successes'], run['greedy']['trials'])], fmt='s',
-                      color=colours[case], label=label)
+                      color=colours[objective, case],
+                      label=None if label in labelled else label)
+            labelled.add(label)
             blocks = practice_blocks(run['versions'])
             _errorbar(sampled, [done for done, _, _ in blocks],
-                      [(s, n) for _, s, n in blocks], fmt='.-' if index == 0 else '.--',
-                      color=colours[case], label=f'{case}, {name.rsplit("_", 1)[-1]}')
+                      [(s, n) for _, s, n in blocks], fmt='.-',
+                      color=colours[objective, case],
+                      label=f'{label}, seed {entry.get("settings", {}).get("seed", 0)}')
     greedy.set_title('greedy, 100 unseen scenes per point')
     sampled.set_title(f'practice episodes (sampled), per {BLOCK}')
     for axis in (greedy, sampled):
@@ -130,7 +139,8 @@ def success_vs_practice(results: str, path: str) -> bool:
         axis.set_ylim(0, 1)
         axis.legend(loc='lower right', fontsize=8)
     greedy.set_ylabel('success (simulator), 95 % intervals')
-    figure.suptitle('transfer_cube from the shipped model: chunk-quantile practice, T = 1')
+    figure.suptitle('transfer_cube from the shipped model: chunk-quantile practice at T = 1, '
+                    'REINFORCE and filtered BC')
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -86,7 +86,7 @@ def run(args) -> int:
     out = os.path.abspath(os.path.join(args.out, args.task))
     set_aside_previous_story(out)
     started = time.monotonic()
-    stage = Stages(7 if args.from_scratch else 6)
+    stage = Stages(6 if args.from_scratch else 5)
     if args.from_scratch:
         stage(f'Stage 1 from scratch, as make models: {size["demos"]} scripted demonstrations, '
               f'SFT, {size["rollouts"]} rollouts whose failures teach the reward model, SFT '
@@ -242,7 +242,7 @@ def graph_check(last: dict, reward_dir: str, args, out: str, size: dict):
 
 
 def practice(stage1: str, checkpoint: str, reward: str, config, args, out: str, size: dict):
-    """Practise on sim stations in rounds; after each, evaluate the live version in the graph.
+    """Practise on sim stations in rounds; after each, evaluate the live version on stations.
 
     The stations (fleet/) run the robot's own cores at temperature 1 and one learner trains
     on their labelled bags (with the trainer's stopping rule); each round resumes the same run
