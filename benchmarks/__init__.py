@@ -4,8 +4,10 @@
 `machine()`, what the numbers were measured on.
 """
 
+import json
 import os
 import platform
+import time
 
 
 def machine() -> dict:
@@ -19,3 +21,20 @@ def machine() -> dict:
             'cuda_device': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             'torch_threads': torch.get_num_threads(), 'ros_distro': os.environ.get('ROS_DISTRO'),
             'ros_domain_id': os.environ.get('ROS_DOMAIN_ID'), 'git_commit': git_commit()}
+
+
+def save_row(path: str, name: str, row: dict, args) -> None:
+    """Write `row` as entry `name` of the JSON at `path`, beside the entries already there.
+
+    The row carries the run's settings (`args`, less --results), machine() and today's date.
+    """
+    found = {}
+    if os.path.exists(path):
+        with open(path) as stream:
+            found = json.load(stream)
+    found[name] = {**row, 'settings': {k: v for k, v in vars(args).items() if k != 'results'},
+                   'machine': machine(), 'date': time.strftime('%Y-%m-%d')}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as stream:
+        json.dump(found, stream, indent=1)
+    print(f'wrote {path}')

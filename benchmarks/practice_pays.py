@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import machine  # noqa: E402
+from benchmarks import save_row  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 EVAL_SEED = 80_000
@@ -134,17 +134,7 @@ def main(argv=None):
                 a['successes'], a['trials'], b['successes'], b['trials'])
     row['p_values'] = tests
     print(json.dumps(tests, indent=1))
-    found = {}
-    if os.path.exists(args.results):
-        with open(args.results) as stream:
-            found = json.load(stream)
-    found[name] = {**row, 'settings': {k: v for k, v in vars(args).items()
-                                       if k not in ('results',)},
-                   'machine': machine(), 'date': time.strftime('%Y-%m-%d')}
-    os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
-    with open(args.results, 'w') as stream:
-        json.dump(found, stream, indent=1)
-    print(f'wrote {args.results}')
+    save_row(args.results, name, row, args)
 
 
 if __name__ == '__main__':

@@ -61,3 +61,12 @@ def synthetic_sft_data(episodes=4, val=1, chunk=2):
                    config_dict={'synthetic': True},
                    split_ids={'train': [e.episode_id for e in train],
                               'val': [e.episode_id for e in held]})
+
+
+def tiny_stage1(root) -> str:
+    """Train a tiny Stage 1 on synthetic episodes under `root`; return its model directory 's1'."""
+    from selfimprove_ros.training.run_export import export_run
+    from selfimprove_ros.training.sft_trainer import SftTrainer
+    SftTrainer(synthetic_sft_data(), str(root / 'sft'), tiny_sft_config(4),
+               log=lambda *_: None).run()
+    return export_run(str(root / 'sft'), str(root / 'model'), version='s1')

@@ -7,24 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from episode_factory import synthetic_episode, synthetic_sft_data, tiny_sft_config
+from episode_factory import synthetic_episode, tiny_stage1
 from selfimprove_ros.cli.practice import practice_config
 from selfimprove_ros.training.filtered_bc import chosen_rows, fit_successes
 from selfimprove_ros.training.improve_run import ImproveRun
 from selfimprove_ros.training.policy_gradient import Decisions
 from selfimprove_ros.training.reinforce_config import ReinforceConfig
-from selfimprove_ros.training.run_export import export_run
-from selfimprove_ros.training.sft_trainer import SftTrainer
 
 SUCCESS_TOKEN, FAILURE_TOKEN = 12, 3
 
 
 @pytest.fixture(scope='module')
 def stage1(tmp_path_factory):
-    root = tmp_path_factory.mktemp('stage1')
-    SftTrainer(synthetic_sft_data(), str(root / 'sft'), tiny_sft_config(4),
-               log=lambda *_: None).run()
-    return export_run(str(root / 'sft'), str(root / 'model'), version='s1')
+    return tiny_stage1(tmp_path_factory.mktemp('stage1'))
 
 
 def decisions_of(verdicts, tokens_width=28):

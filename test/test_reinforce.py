@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from episode_factory import synthetic_episode, synthetic_sft_data, tiny_sft_config
+from episode_factory import synthetic_episode, tiny_stage1
 from selfimprove_ros.data.episode_labelling import FORMAT, read_labels, write_labels
 from selfimprove_ros.model.manifest import read_manifest
 from selfimprove_ros.training import improve_run
@@ -20,8 +20,7 @@ from selfimprove_ros.training.policy_gradient import (chunk_log_prob, closest_ap
                                                       Decisions, episode_decisions, minibatches,
                                                       reinforce_loss)
 from selfimprove_ros.training.reinforce_config import ReinforceConfig
-from selfimprove_ros.training.run_export import export_run, run_checkpoint
-from selfimprove_ros.training.sft_trainer import SftTrainer
+from selfimprove_ros.training.run_export import run_checkpoint
 
 
 def test_loss_is_minus_c_times_return_times_chunk_log_prob():
@@ -96,10 +95,7 @@ def test_returns_can_end_at_the_closest_approach(tmp_path):
 
 @pytest.fixture(scope='module')
 def stage1(tmp_path_factory):
-    root = tmp_path_factory.mktemp('stage1')
-    SftTrainer(synthetic_sft_data(), str(root / 'sft'), tiny_sft_config(4),
-               log=lambda *_: None).run()
-    return export_run(str(root / 'sft'), str(root / 'model'), version='s1')
+    return tiny_stage1(tmp_path_factory.mktemp('stage1'))
 
 
 def practice_bag(root, index, version):
