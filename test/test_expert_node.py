@@ -15,7 +15,7 @@ from selfimprove_ros.episode.events import make_event
 from selfimprove_ros.graph.description import NodeSpec
 from selfimprove_ros.graph.launcher import GraphRunner
 from selfimprove_ros.nodes.ros_io import joint_state_msg, RELIABLE_QOS, time_msg
-from selfimprove_ros.sim.aloha_sim import AlohaSim, SimConfig
+from selfimprove_ros.sim.aloha_sim import AlohaSim, scene_name, SimConfig
 
 pytestmark = pytest.mark.graph  # starts ROS nodes: `-m "not graph"` skips
 
@@ -76,7 +76,9 @@ def test_acting_waits_for_recording_and_a_plan_and_answers_each_repeat(starter):
         if recorded:
             node.event('recording', episode_id='e1', path='/bags/e1')
         stamp_ns += 10**8
-        node.state_pub.publish(joint_state_msg(time_msg(stamp_ns), sim.full_qpos(), names=()))
+        state = joint_state_msg(time_msg(stamp_ns), sim.full_qpos(), names=())
+        state.header.frame_id = scene_name('transfer_cube', 0)  # as robot_node names it
+        node.state_pub.publish(state)
         return bool(node.answers)
 
     # Started and observed, but never recorded: no answer, however often `start` comes.
@@ -89,3 +91,32 @@ def test_acting_waits_for_recording_and_a_plan_and_answers_each_repeat(starter):
     answered = len(node.answers)
     assert spin_executor_until(executor, lambda: repeat_start() and len(node.answers) > answered,
                                10.0, runner.check), 'a repeated start was not answered'
+
+
+def test_plans_only_from_a_state_of_the_episodes_scene(starter):
+    """A reset's first state can come after `start`: the old scene's objects are elsewhere.
+
+    The newest state expert_node holds is the previous test's, of scene seed 0.
+    """
+    node, executor, runner = starter
+    sim = AlohaSim(SimConfig(task='transfer_cube'))
+    sim.reset(0)
+    start = dict(episode_id='e2', robot='r', task='transfer_cube', instruction='', seed=1)
+    stamp_ns = 10**10
+    scene = [scene_name('transfer_cube', 0)]
+
+    def repeat_start():
+        nonlocal stamp_ns
+        node.event('start', **start)
+        node.event('recording', episode_id='e2', path='/bags/e2')
+        stamp_ns += 10**8
+        state = joint_state_msg(time_msg(stamp_ns), sim.full_qpos(), names=())
+        state.header.frame_id = scene[0]
+        node.state_pub.publish(state)
+        return 'e2' in node.answers
+
+    assert not spin_executor_until(executor, repeat_start, 3.0, runner.check), \
+        'planned from the previous scene'
+    scene[0] = scene_name('transfer_cube', 1)
+    assert spin_executor_until(executor, repeat_start, 20.0, runner.check), \
+        'no `acting` once a state of the scene came'

@@ -20,6 +20,7 @@ from selfimprove_ros.nodes.parameters import declare_config
 from selfimprove_ros.nodes.ros_io import (event_of, joint_state_msg, RELIABLE_QOS, run_node,
                                           SENSOR_QOS, stamp_to_ns, time_msg)
 from selfimprove_ros.runtime.controller import EpisodeFollower, RobotTicks
+from selfimprove_ros.sim.aloha_sim import scene_matches
 from selfimprove_ros.sim.expert import ExpertConfig, ScriptedExpert
 
 
@@ -38,6 +39,7 @@ class ExpertNode(Node):
         self.plan_start_ns = None
         self.state_ns = None       # newest simulator state awaiting an answer
         self.state_qpos = None     # its full qpos, to plan from
+        self.state_scene = ''      # its scene, `task/seed_N` (robot_node's frame_id)
         self.state_wall_s = 0.0
         self.command_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS, RELIABLE_QOS)
         self.intended_pub = self.create_publisher(JointState, topics.JOINT_COMMANDS_INTENDED,
@@ -80,6 +82,7 @@ class ExpertNode(Node):
         """Remember which tick awaits an answer; plan from it if the episode may begin."""
         self.state_ns = stamp_to_ns(msg.header.stamp)
         self.state_qpos = list(msg.position)
+        self.state_scene = msg.header.frame_id
         self.state_wall_s = time.monotonic()
         self.try_plan()
         self.try_act(force=False)
@@ -88,8 +91,12 @@ class ExpertNode(Node):
         """Plan the episode from the newest state once it started and is being recorded."""
         if not self.follower.acting or self.plan_start_ns is not None or self.state_ns is None:
             return
-        # The simulator seed of the episode also seeds its noise (None outside sim).
-        self.expert.plan(self.state_qpos, int(self.follower.episode.get('seed') or 0))
+        seed = self.follower.episode.get('seed')
+        seed = -1 if seed is None else int(seed)
+        if not scene_matches(self.state_scene, seed):
+            return  # the reset's first state has not arrived: planning now misses the objects
+        # The simulator seed of the episode also seeds its noise.
+        self.expert.plan(self.state_qpos, max(seed, 0))
         self.plan_start_ns = self.state_ns
         self.get_logger().info(f'episode {self.follower.episode_id}: planned '
                                f'{self.expert.episode_ticks} ticks')

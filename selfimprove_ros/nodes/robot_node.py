@@ -27,6 +27,7 @@ from selfimprove_ros.nodes.ros_io import (run_node, LATCHED_QOS, RELIABLE_QOS, j
 from selfimprove_ros.robot.control_loop import ControlLoop
 from selfimprove_ros.robot.robot_config import RobotConfig
 from selfimprove_ros.robot.scheduling import request_realtime
+from selfimprove_ros.sim.aloha_sim import scene_name
 
 _LEVEL = {GuardState.OK: DiagnosticStatus.OK, GuardState.CLAMPED: DiagnosticStatus.WARN,
           GuardState.HOLD_NO_COMMAND: DiagnosticStatus.WARN}
@@ -112,7 +113,7 @@ class RobotNode(Node):
             sim = self.loop.backend.sim
             self.success_pub.publish(Bool(data=bool(sim.succeeded)))
             state = joint_state_msg(stamp, sim.full_qpos(), names=())
-            state.header.frame_id = f'{sim.config.task}/seed_{sim.seed}'
+            state.header.frame_id = scene_name(sim.config.task, sim.seed)
             self.sim_state_pub.publish(state)
         self.state_pub.publish(joint_state_msg(stamp, positions, velocities))
 

@@ -54,6 +54,21 @@ def normalise_gripper(finger_m):
     return (finger_m - _FINGER_CLOSED_M) / (_FINGER_OPEN_M - _FINGER_CLOSED_M)
 
 
+def scene_name(task: str, seed) -> str:
+    """Name one scene, `task/seed_N`: robot_node stamps it on each sim/state (frame_id)."""
+    return f'{task}/seed_{seed}'
+
+
+def scene_matches(name: str, seed: int) -> bool:
+    """Tell whether the scene `name` (from scene_name) is the one of `seed`.
+
+    An unknown seed (below 0, as on a robot) or a name without a seed matches any scene.
+    """
+    if seed < 0 or '/seed_' not in name:
+        return True
+    return name.rsplit('/seed_', 1)[1] == str(seed)
+
+
 @dataclass
 class SimConfig:
     """Configuration of the simulated ALOHA."""
