@@ -25,10 +25,11 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/python -m pytest -q test/test_lint.py
 
-# Rebuild the shipped Stage-1 models (models/<task>/) from scripted demonstrations, and audit
-# their success rule on 100 whole rollouts (~30 min).
+# Rebuild the shipped Stage-1 models (models/$(TASK)/) from scripted demonstrations, and audit
+# their success rule on 100 whole rollouts (~30 min): `make models TASK=insertion`.
+TASK ?= transfer_cube
 models: setup
-	$(VENV)/bin/selfimprove models $(ARGS)
+	$(VENV)/bin/selfimprove models --task $(TASK) $(ARGS)
 
 bench: setup
 	$(VENV)/bin/python -m benchmarks.run $(ARGS)

@@ -5,6 +5,7 @@ import pytest
 
 from selfimprove_ros.graph.description import (build_graph, config_path, largest_frame_bytes,
                                                load_config)
+from selfimprove_ros.sim.aloha_sim import SUCCESS_BONUS
 
 
 def specs_by_name(specs):
@@ -64,3 +65,19 @@ def test_the_expert_waits_for_the_recorder_only_where_there_is_one():
     bare = specs_by_name(build_graph(sim, 'r', {'launch': {'recorder': False}}, with_expert=True))
     assert 'recorder_node' not in bare and bare['expert_node'].parameters[
         'wait_for_recording'] is False
+
+
+@pytest.mark.parametrize('config, task, bonus', [
+    ('sim.yaml', 'insertion', SUCCESS_BONUS['insertion']),
+    ('sim.yaml', 'transfer_cube', 0.0),
+    ('aloha.yaml', 'insertion', 0.0),  # a robot's config sets none: no simulator verdict there
+])
+def test_the_scorer_gets_the_tasks_success_bonus_unless_the_config_sets_one(config, task, bonus):
+    specs = specs_by_name(build_graph(load_config(config_path(config)), 'r',
+                                      {'launch': {'task': task}}, with_runtime=True))
+    assert specs['reward_scorer_node'].parameters['success_bonus'] == bonus
+    assert SUCCESS_BONUS['insertion'] > 0
+    chosen = {'launch': {'task': task}, 'reward_scorer_node': {'success_bonus': 1.5}}
+    specs = specs_by_name(build_graph(load_config(config_path(config)), 'r', chosen,
+                                      with_runtime=True))
+    assert specs['reward_scorer_node'].parameters['success_bonus'] == 1.5

@@ -84,8 +84,9 @@ def test_labels_of_a_hand_built_episode_are_exact(tmp_path):
             read.sim_success, read.success_bonus, read.policy_version) == (
         'ep7', 'timeout', 'fake-v1', 'ab' * 32, True, 0.5, 'p3')
     # No bonus without a reported success, and none is configured by default.
-    assert label_episode(hand_built_episode(sim_success=None), model,
-                         success_bonus=0.5)['rewards'][-1] == 0
+    for unknown_or_failed in (None, False):
+        assert label_episode(hand_built_episode(sim_success=unknown_or_failed), model,
+                             success_bonus=0.5)['rewards'][-1] == 0
     assert label_episode(hand_built_episode(), model)['rewards'][-1] == 0
 
 

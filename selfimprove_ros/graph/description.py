@@ -14,6 +14,7 @@ from selfimprove_ros.core.observation_sync import SyncConfig
 from selfimprove_ros.core.topics import CAMERA_NAMES
 from selfimprove_ros.robot.robot_config import RobotConfig
 from selfimprove_ros.runtime.policy_config import PolicyConfig
+from selfimprove_ros.sim.aloha_sim import SUCCESS_BONUS
 
 PACKAGE = 'selfimprove_ros'
 # The source tree's config/ (three levels up: graph/ -> selfimprove_ros/ -> repository root).
@@ -199,6 +200,11 @@ def runtime_specs(launch: dict, cameras: list, lockstep: bool, namespace: str, n
              'reward_scorer_node': {'cameras': cameras}}
     params = {key: node_params(key, {**extra.get(key, {}), **models.get(key, {})})
               for key in RUNTIME_NODES}
+    # The task's bonus for the simulator's success unless the configuration sets one; a robot's
+    # episodes have no simulator verdict, so none ever earns it there.
+    if 'task' in launch:
+        params['reward_scorer_node'].setdefault('success_bonus',
+                                                SUCCESS_BONUS.get(launch['task'], 0.0))
     # One home for the reward model: the detector reads the audited rule of the scorer's.
     scorer_dir = params['reward_scorer_node'].get('reward_model_dir')
     if scorer_dir:

@@ -30,6 +30,10 @@ INSTRUCTIONS = {
     'transfer_cube': 'pick up the red cube with the right arm and hand it to the left arm',
     'insertion': 'pick up the peg and the socket and insert the peg into the socket',
 }
+# Reward [control ticks] added at the last tick of an episode the simulator calls a success
+# (the paper's small bonus): a full insertion is hidden from the cameras, so steps-to-go, which
+# only sees them, cannot reward it. About 10 % of a whole episode's shaped return (~55 ticks).
+SUCCESS_BONUS = {'transfer_cube': 0.0, 'insertion': 5.0}
 _TASK_XML = {
     'transfer_cube': 'bimanual_viperx_transfer_cube.xml',
     'insertion': 'bimanual_viperx_insertion.xml',
