@@ -65,8 +65,8 @@ TINY_RUNS = {'foundation': 'test_foundation_tiny', 'dataset': 'test_dataset_thro
              'practice-null': 'test_practice_null_tiny', 'faults': 'test_faults_tiny',
              'practice-gain': 'test_practice_gain_tiny',
              'practice-throughput': 'test_practice_throughput_tiny',
-             'practice-pays': 'test_practice_pays_and_filtered_replay_tiny',
-             'filtered-replay': 'test_practice_pays_and_filtered_replay_tiny'}
+             'practice-pays': 'test_practice_pays_and_practice_replay_tiny',
+             'practice-replay': 'test_practice_pays_and_practice_replay_tiny'}
 
 
 def test_every_benchmark_has_a_tiny_run():
@@ -85,7 +85,7 @@ def test_every_benchmark_has_a_tiny_run():
     ('stage1-ablation', ['--max-ticks', '0']),
     ('practice-throughput', ['--stations', '0']),
     ('practice-pays', ['--temperature', '0']),
-    ('filtered-replay', ['--practice', 'p', '--episodes', '0']),
+    ('practice-replay', ['--practice', 'p', '--episodes', '0']),
     ('practice-gain', ['--bc-k', 'm', '--bc-2k', 'm', '--iterations', '0'])])
 def test_the_tiny_size_options_refuse_what_cannot_run(name, argv, capsys):
     with pytest.raises(SystemExit) as done:
@@ -273,7 +273,7 @@ def test_practice_throughput_tiny(tmp_path, monkeypatch):
     assert found['fidelity']['paired']['scenes'] == 1
 
 
-def test_practice_pays_and_filtered_replay_tiny(tmp_path):
+def test_practice_pays_and_practice_replay_tiny(tmp_path):
     """Real stations and learner from the shipped model, at the smallest sizes; then the
     shuffled case's bags refitted."""
     results = tmp_path / 'pays.json'
@@ -287,15 +287,24 @@ def test_practice_pays_and_filtered_replay_tiny(tmp_path):
     assert row['real']['greedy']['trials'] == 1 and row['shuffled']['episodes'] == 2
     assert all(0 <= p <= 1 for p in row['p_values'].values())
     replayed = tmp_path / 'replay.json'
-    bench.load('filtered-replay').main([
+    bench.load('practice-replay').main([
         '--practice', str(tmp_path / 'runs' / name / 'shuffled' / 'practice'),
         '--episodes', '2', '--eval-episodes', '1', '--max-ticks', '10', '--stations', '1',
         '--out', str(tmp_path / 'replay'), '--results', str(replayed), '--set',
         'updates_per_iteration=2'])
-    (row,) = read(replayed).values()
-    assert row['episodes'] == 2 and row['real']['greedy']['trials'] == 1
-    assert set(row['p_values']) == {'real_beats_start', 'shuffled_beats_start',
-                                    'real_beats_shuffled'}
+    bench.load('practice-replay').main([
+        '--practice', str(tmp_path / 'runs' / name / 'shuffled' / 'practice'),
+        '--objective', 'reinforce', '--cases', 'real', '--episodes', '2',
+        '--eval-episodes', '1', '--max-ticks', '10', '--stations', '1',
+        '--out', str(tmp_path / 'replay'), '--results', str(replayed), '--set',
+        'sampler=chunk_quantile', 'updates_per_iteration=2', 'batch_size=2'])
+    fitted, reinforced = read(replayed).values()
+    assert fitted['episodes'] == 2 and fitted['real']['greedy']['trials'] == 1
+    assert set(fitted['p_values']) == {'real_beats_start', 'shuffled_beats_start',
+                                       'real_beats_shuffled'}
+    assert reinforced['settings']['objective'] == 'reinforce' and 'shuffled' not in reinforced
+    assert set(reinforced['p_values']) == {'real_beats_start'}
+    assert reinforced['real']['fit']['updates'] == 2 and reinforced['real']['fit']['kl'] >= 0
 
 
 def test_the_results_page_plots_draw_from_the_recorded_results(tmp_path, capsys, monkeypatch):

@@ -22,8 +22,8 @@ BENCHMARKS = {
                             'one sim station, a fleet and its learner; station/graph fidelity'),
     'practice-pays': ('practice_pays', 'a practice setting (objective, sampler, temperature) '
                       'against its shuffled-return control, from one model, judged in sim'),
-    'filtered-replay': ('filtered_replay', "recorded practice refitted on the detector's "
-                        'successes against as many episodes chosen blind, judged in sim'),
+    'practice-replay': ('practice_replay', 'one learner iteration over recorded practice '
+                        '(filtered BC or REINFORCE) against its blind control, judged in sim'),
     'faults': ('faults', 'the fault matrix: what holds when processes, disks, models, inputs, '
                'bags and arguments go wrong'),
 }
