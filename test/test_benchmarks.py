@@ -66,7 +66,8 @@ TINY_RUNS = {'foundation': 'test_foundation_tiny', 'dataset': 'test_dataset_thro
              'practice-gain': 'test_practice_gain_tiny',
              'practice-throughput': 'test_practice_throughput_tiny',
              'practice-pays': 'test_practice_pays_and_practice_replay_tiny',
-             'practice-replay': 'test_practice_pays_and_practice_replay_tiny'}
+             'practice-replay': 'test_practice_pays_and_practice_replay_tiny',
+             'expert-noise': 'test_expert_noise_tiny'}
 
 
 def test_every_benchmark_has_a_tiny_run():
@@ -86,6 +87,7 @@ def test_every_benchmark_has_a_tiny_run():
     ('practice-throughput', ['--stations', '0']),
     ('practice-pays', ['--temperature', '0']),
     ('practice-replay', ['--practice', 'p', '--episodes', '0']),
+    ('expert-noise', ['--noise', '-0.1']),
     ('practice-gain', ['--bc-k', 'm', '--bc-2k', 'm', '--iterations', '0'])])
 def test_the_tiny_size_options_refuse_what_cannot_run(name, argv, capsys):
     with pytest.raises(SystemExit) as done:
@@ -355,3 +357,16 @@ def test_graph_starts_tiny(tmp_path):
     found = read(results)
     assert found['starts'] == 1 and len(found['seconds_to_first_episode']) == 1
     assert found['stalled'] in (0, 1)
+
+
+def test_expert_noise_tiny(tmp_path):
+    results = tmp_path / 'noise.json'
+    argv = ['--noise', '0', '0.3', '--scenes', '2', '--results', str(results)]
+    bench.load('expert-noise').main(['--task', 'insertion', *argv])
+    bench.load('expert-noise').main(['--task', 'transfer_cube', *argv])
+    found = read(results)
+    assert set(found) == {'insertion', 'transfer_cube'}
+    clean, wild = found['insertion']['levels']
+    # The clean expert inserts; 0.3 rad of noise on every arm joint cannot.
+    assert clean['success']['successes'] == 2 and wild['success']['successes'] == 0
+    assert clean['held_at_end'] == 2 and wild['noise_std_rad'] == 0.3

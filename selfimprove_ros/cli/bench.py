@@ -24,6 +24,8 @@ BENCHMARKS = {
                       'against its shuffled-return control, from one model, judged in sim'),
     'practice-replay': ('practice_replay', 'one learner iteration over recorded practice '
                         '(filtered BC or REINFORCE) against its blind control, judged in sim'),
+    'expert-noise': ('expert_noise', "the scripted expert's success per demonstration noise "
+                     'level and task, in sim'),
     'faults': ('faults', 'the fault matrix: what holds when processes, disks, models, inputs, '
                'bags and arguments go wrong'),
 }
