@@ -30,7 +30,8 @@ from selfimprove_ros.cli import collect
 HELP = 'rebuild the shipped Stage-1 policy and reward model (models/<task>/) from scratch'
 # [rad] per task: imperfect demonstrations, with their clean labels recorded, the most noise
 # that keeps the expert succeeding in >= 95 % of scenes. Insertion's fit is millimetres: at
-# 0.01 rad the expert inserted 72/100 (0.005: 92, 0.003: 97, 0: 100; seeds 0..99).
+# 0.01 rad the expert inserted 63/100 (0.005: 92, 0.003: 97, 0: 100; seeds 0..99,
+# benchmarks/expert_noise.py).
 DEMO_NOISE_STD = {'transfer_cube': 0.01, 'insertion': 0.003}
 ROLLOUT_SEED = 20_000  # first simulator seed of the rollouts (demonstrations use 0..)
 AUDIT_SEED = 30_000  # first simulator seed of the rollouts that choose the detector's rule
