@@ -38,3 +38,11 @@ def save_row(path: str, name: str, row: dict, args) -> None:
     with open(path, 'w') as stream:
         json.dump(found, stream, indent=1)
     print(f'wrote {path}')
+
+
+def require_at_least_one(parser, args, *names):
+    """Refuse (argparse's exit 2) any option of `names` given below 1; None means not given."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {value}')

@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import save_row  # noqa: E402
+from benchmarks import require_at_least_one, save_row  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 
@@ -64,9 +64,7 @@ def parse_args(argv=None):
                         help='ticks each scene is played (a demonstration lasts 100)')
     parser.add_argument('--results', default=os.path.join(RESULTS, 'expert_noise.json'))
     args = parser.parse_args(argv)
-    for name in ('scenes', 'ticks'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
+    require_at_least_one(parser, args, 'scenes', 'ticks')
     if any(noise < 0 for noise in args.noise):
         parser.error(f'--noise levels must be >= 0 rad, got {args.noise}')
     return args

@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import machine  # noqa: E402
+from benchmarks import machine, require_at_least_one  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 # Simulator seeds of benchmark seed s start at s * SEED_STRIDE; practice and evaluation scenes
@@ -66,9 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', default='runs/practice_gain')
     parser.add_argument('--results', default=os.path.join(RESULTS, 'practice_gain.json'))
     args = parser.parse_args(argv)
-    for name in ('iterations', 'eval_episodes', 'max_ticks'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    require_at_least_one(parser, args, 'iterations', 'eval_episodes', 'max_ticks')
     args.k = args.k or demonstrations(args.bc_k)
     if not args.k:
         parser.error(f'{args.bc_k} records no demonstrations in its provenance: build it with '

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import machine  # noqa: E402
+from benchmarks import machine, require_at_least_one  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 # Updates x batch of an iteration as the demo practised through the node graph until
@@ -87,10 +87,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.temperature < 0:
         parser.error(f'--temperature must be >= 0, got {args.temperature}')
-    for name in ('iterations', 'episodes', 'max_ticks'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1, got '
-                         f'{getattr(args, name)}')
+    require_at_least_one(parser, args, 'iterations', 'episodes', 'max_ticks')
     return args
 
 

@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import save_row  # noqa: E402
+from benchmarks import require_at_least_one, save_row  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 EVAL_SEED = 80_000
@@ -111,9 +111,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', default=os.path.join('runs', 'practice_replay'))
     parser.add_argument('--results', default=os.path.join(RESULTS, 'practice_replay.json'))
     args = parser.parse_args(argv)
-    for name in ('episodes', 'eval_episodes', 'stations', 'max_ticks'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    require_at_least_one(parser, args, 'episodes', 'eval_episodes', 'stations', 'max_ticks')
     return args
 
 

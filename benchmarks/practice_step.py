@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import policy_vision  # noqa: E402
+from benchmarks import policy_vision, require_at_least_one  # noqa: E402
 
 RESULTS = policy_vision.RESULTS
 
@@ -59,9 +59,7 @@ def main(argv=None):
     parser.add_argument('--results', help='where the JSON goes (default benchmarks/results/'
                         'practice_step_<stage-1 version>.json)')
     args = parser.parse_args(argv)
-    for name in ('updates', 'batch'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
+    require_at_least_one(parser, args, 'updates', 'batch')
     if args.episodes < 2:
         parser.error(f'--episodes must be >= 2 (policy_vision compares episodes), got '
                      f'{args.episodes}')

@@ -17,7 +17,7 @@ import json
 import os
 import time
 
-from benchmarks import machine
+from benchmarks import machine, require_at_least_one
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 EVAL_SEED = 80_000
@@ -64,9 +64,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', default='runs/stage1_ablation')
     parser.add_argument('--results', default=os.path.join(RESULTS, 'stage1_ablation.json'))
     args = parser.parse_args(argv)
-    for name in ('k', 'steps', 'episodes', 'max_ticks'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    require_at_least_one(parser, args, 'k', 'steps', 'episodes', 'max_ticks')
     if args.threads < 0:
         parser.error(f'--threads must be >= 0, got {args.threads}')
     return args
