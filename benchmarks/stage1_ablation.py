@@ -1,15 +1,16 @@
 """Stage-1 ablation: what each part of the recipe contributes to success in sim.
 
-One set of scripted demonstrations (transfer_cube, noise 0.01 rad, seeds 0..K-1, recorded with
-their clean labels), one SFT run per variant, each judged the only way that tells a seeing
-policy from a blind one: greedy episodes on unseen scenes (seeds 80000..), the simulator's
+One set of scripted demonstrations (the task's noise, cli/models.py DEMO_NOISE_STD, seeds
+0..K-1, recorded with their clean labels), one SFT run per variant, each judged the only way
+that tells a seeing policy from a blind one: greedy episodes on unseen scenes (seeds 80000..), the simulator's
 verdict, with a Wilson interval. Beside it: the localisation check and the validation numbers.
 
     python -m benchmarks.stage1_ablation --variants recipe no_grasp_target --episodes 100
+    python -m benchmarks.stage1_ablation --task insertion --k 400 --variants recipe
 
 Per variant, under --out: sft_<variant>/ (run), models/<variant>/ (export), eval_<variant>/.
-A finished phase is reused. Writes benchmarks/results/stage1_ablation.json. Measurements, not
-tests.
+A finished phase is reused. Writes benchmarks/results/stage1_ablation.json (transfer_cube) or
+stage1_ablation_<task>.json. Measurements, not tests.
 """
 
 import argparse
@@ -18,6 +19,7 @@ import os
 import time
 
 from benchmarks import machine, require_at_least_one
+from selfimprove_ros.cli.models import DEMO_EPISODE_S, DEMO_NOISE_STD, POST_SUCCESS_TICKS
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 EVAL_SEED = 80_000
@@ -52,19 +54,34 @@ def finished_bags(folder: str) -> list:
 def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--task', choices=tuple(DEMO_NOISE_STD), default='transfer_cube')
     parser.add_argument('--variants', nargs='+', choices=sorted(VARIANTS), default=['recipe'])
-    parser.add_argument('--demos', default='runs/demos_tc',
-                        help='demonstration bags (selfimprove collect --noise-std 0.01)')
+    parser.add_argument('--demos', nargs='+', default=None,
+                        help='folders of demonstration bags; missing ones are collected into '
+                        'the first (default: runs/demos_tc, runs/demos_<task> for another task)')
     parser.add_argument('--k', type=int, default=100, help='demonstrations to collect/use')
     parser.add_argument('--steps', type=int, default=3000, help='SFT steps per variant')
     parser.add_argument('--episodes', type=int, default=100, help='evaluation episodes')
     parser.add_argument('--max-ticks', type=int, default=100,
                         help='evaluation episode limit [ticks]')
     parser.add_argument('--threads', type=int, default=1, help='torch threads of SFT')
-    parser.add_argument('--out', default='runs/stage1_ablation')
-    parser.add_argument('--results', default=os.path.join(RESULTS, 'stage1_ablation.json'))
+    parser.add_argument('--stations', type=int, default=0,
+                        help='evaluate on this many sim stations (0: through the node graph)')
+    parser.add_argument('--run-to-limit', action='store_true',
+                        help='the detector ends no evaluation episode (whole episodes)')
+    parser.add_argument('--out', default=None,
+                        help='work folder (default: runs/stage1_ablation[_<task>])')
+    parser.add_argument('--results', default=None,
+                        help='result file (default: benchmarks/results/stage1_ablation[_<task>]'
+                        '.json)')
     args = parser.parse_args(argv)
+    suffix = '' if args.task == 'transfer_cube' else f'_{args.task}'
+    args.demos = args.demos or ['runs/demos_tc' if not suffix else f'runs/demos{suffix}']
+    args.out = args.out or f'runs/stage1_ablation{suffix}'
+    args.results = args.results or os.path.join(RESULTS, f'stage1_ablation{suffix}.json')
     require_at_least_one(parser, args, 'k', 'steps', 'episodes', 'max_ticks')
+    if args.stations < 0:
+        parser.error(f'--stations must be >= 0, got {args.stations}')
     if args.threads < 0:
         parser.error(f'--threads must be >= 0, got {args.threads}')
     return args
@@ -73,10 +90,11 @@ def parse_args(argv=None):
 def ensure_demos(args):
     """Collect the K demonstrations (seeds 0..K-1) that are not there yet."""
     from selfimprove_ros.cli import collect
-    done = len(finished_bags(args.demos))
+    done = sum(len(finished_bags(folder)) for folder in args.demos)
     if done < args.k:
-        collect.collect(args.demos, task='transfer_cube', episodes=args.k - done,
-                        noise_std=0.01, seed=done)
+        collect.collect(args.demos[0], task=args.task, episodes=args.k - done,
+                        noise_std=DEMO_NOISE_STD[args.task], seed=done,
+                        post_success_ticks=POST_SUCCESS_TICKS, episode_s=DEMO_EPISODE_S)
 
 
 def merged(base: dict, changes: dict) -> dict:
@@ -100,7 +118,7 @@ def train(variant: str, args) -> str:
     config = SftConfig.from_dict(merged(SftConfig().to_dict(), merged(
         {'steps': args.steps, 'torch_threads': args.threads, 'device': 'cpu'}, sft)))
     started = time.monotonic()
-    summary = train_sft([args.demos], run_dir, config, dataset)
+    summary = train_sft(list(args.demos), run_dir, config, dataset)
     summary['wall_s'] = round(time.monotonic() - started, 1)
     with open(os.path.join(run_dir, 'summary.json'), 'w') as handle:
         json.dump(summary, handle, indent=1, default=str)
@@ -110,7 +128,7 @@ def train(variant: str, args) -> str:
 
 def evaluation(variant: str, model_dir: str, args) -> dict:
     """Greedy episodes on the unseen scenes; reuse a finished report."""
-    from selfimprove_ros.cli.evaluate import evaluate
+    from selfimprove_ros.cli.evaluate import evaluate, evaluate_on_stations
     out = os.path.join(args.out, f'eval_{variant}_{args.steps}steps_{args.episodes}ep')
     if args.max_ticks != 100:  # another episode limit is another evaluation
         out += f'_{args.max_ticks}ticks'
@@ -118,8 +136,14 @@ def evaluation(variant: str, model_dir: str, args) -> dict:
     if os.path.exists(path):
         with open(path) as handle:
             return json.load(handle)
-    return evaluate(model_dir, model_dir, 'transfer_cube', args.episodes, out, seed=EVAL_SEED,
-                    max_ticks=args.max_ticks, temperature=0.0)
+    if args.stations:
+        return evaluate_on_stations(model_dir, model_dir, args.task, args.episodes, out,
+                                    seed=EVAL_SEED, max_ticks=args.max_ticks, temperature=0.0,
+                                    learned_detection=not args.run_to_limit,
+                                    stations=args.stations)
+    return evaluate(model_dir, model_dir, args.task, args.episodes, out, seed=EVAL_SEED,
+                    max_ticks=args.max_ticks, temperature=0.0,
+                    learned_detection=not args.run_to_limit)
 
 
 def row(variant: str, model_dir: str, report: dict) -> dict:
@@ -150,7 +174,7 @@ def main(argv=None):
         rows.append(row(variant, model_dir, evaluation(variant, model_dir, args)))
         os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
         with open(args.results, 'w') as handle:
-            json.dump({'demos': args.demos, 'k': args.k, 'steps': args.steps,
+            json.dump({'task': args.task, 'demos': args.demos, 'k': args.k, 'steps': args.steps,
                        'episodes': args.episodes, 'max_ticks': args.max_ticks,
                        'eval_seed': EVAL_SEED, 'machine': machine(),
                        'rows': rows}, handle, indent=1)

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from episode_factory import synthetic_episode, tiny_stage1
-from selfimprove_ros.cli.practice import practice_config
+from selfimprove_ros.cli.practice import learner_overrides, practice_config
 from selfimprove_ros.training.filtered_bc import chosen_rows, fit_successes
 from selfimprove_ros.training.improve_run import ImproveRun
-from selfimprove_ros.training.policy_gradient import Decisions
+from selfimprove_ros.training.policy_gradient import Decisions, episode_success
 from selfimprove_ros.training.reinforce_config import ReinforceConfig
 
 SUCCESS_TOKEN, FAILURE_TOKEN = 12, 3
@@ -42,6 +42,19 @@ def test_only_the_successful_episodes_chunks_are_chosen():
     decisions = decisions_of([True, False, True, False, False])
     rows = chosen_rows(decisions, shuffle=False, rng=np.random.default_rng(0))
     assert rows.tolist() == [0, 1, 2, 6, 7, 8]
+
+
+@pytest.mark.parametrize('outcome, bonus, sim, counted', [
+    ('success', 0.0, None, True),      # the detector's verdict, on a robot
+    ('failure', 0.0, True, False),     # transfer_cube: the simulator's verdict stays out
+    ('failure', 5.0, True, True),      # insertion: what the cameras cannot see, the sim knows
+    ('failure', 5.0, False, False),
+    ('failure', 5.0, None, False)])    # a bonus but no simulator: nothing to count
+def test_the_simulators_verdict_counts_only_where_its_success_has_a_bonus(
+        outcome, bonus, sim, counted):
+    from types import SimpleNamespace
+    labels = SimpleNamespace(outcome=outcome, success_bonus=bonus, sim_success=sim)
+    assert episode_success(labels) is counted
 
 
 def test_the_null_control_chooses_as_many_episodes_blind_to_their_verdicts():
@@ -105,3 +118,13 @@ def test_settings_name_a_bad_objective_and_size_its_iteration():
     assert practice_config(16, 64).objective == 'reinforce'
     with pytest.raises(ValueError, match="objective must be one of .*, got 'bc'"):
         practice_config(objective='bc')
+
+
+@pytest.mark.parametrize('task, bonus', [('transfer_cube', 0.0), ('insertion', 5.0)])
+def test_the_learner_records_the_success_bonus_its_stations_label_with(task, bonus):
+    from types import SimpleNamespace
+    from selfimprove_ros.sim.aloha_sim import SUCCESS_BONUS
+    args = SimpleNamespace(overrides=['lr=1e-4'], sampler='independent', temperature=1.0,
+                           task=task)
+    config = practice_config(overrides=learner_overrides(args), objective='filtered_bc')
+    assert config.success_bonus == SUCCESS_BONUS[task] == bonus and config.lr == 1e-4

@@ -60,6 +60,20 @@ def test_it_acts_only_with_a_model_inside_a_recorded_episode(models):
     assert third.timing['tick_period_s'] == pytest.approx(0.1)
 
 
+def test_a_receding_horizon_queries_again_after_its_share_of_each_chunk(models):
+    core, _ = controller(actions_per_chunk=1)
+    core.on_loads([models[0]])
+    start(core)
+    outs = []
+    for t in (100, 200, 300):
+        observe(core, t * MS)
+        outs.append(core.tick(t * MS))
+    assert all(out.tokens is not None for out in outs)  # a query every tick, not every 2
+    assert all(len(out.tokens['tokens']) == 28 for out in outs)  # the whole chunk, as sampled
+    with pytest.raises(ValueError, match='actions_per_chunk must be >= 0'):
+        PolicyConfig(cameras=['cam_high'], actions_per_chunk=-1)
+
+
 def test_a_stale_input_holds_the_arm_where_it_is(models):
     core, _ = controller(max_observation_age_s=0.2)
     core.on_loads([models[0]])

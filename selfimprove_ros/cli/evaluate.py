@@ -25,6 +25,9 @@ def add_arguments(parser):
     parser.add_argument('--sampler', choices=SAMPLERS, default='independent',
                         help="how a chunk's tokens are drawn at temperature > 0 (policy_node's "
                         'sampler)')
+    parser.add_argument('--actions-per-chunk', type=int, default=0,
+                        help='execute only this many actions of each chunk before querying '
+                        'again (a receding horizon); 0 = the whole chunk, as in practice')
     parser.add_argument('--robot', default='aloha1')
     parser.add_argument('--stations', type=int, default=0,
                         help='run the episodes on this many sim stations (the robot\'s cores in '
@@ -48,7 +51,7 @@ def run(args) -> int:
                           args.episodes, args.out, seed=args.seed, max_ticks=args.max_ticks,
                           temperature=args.temperature, robot=args.robot,
                           learned_detection=not args.run_to_limit, sampler=args.sampler,
-                          **extra)
+                          actions_per_chunk=args.actions_per_chunk, **extra)
     print(json.dumps({k: v for k, v in report.items() if k != 'episodes'}, indent=1))
     return 0
 
@@ -74,7 +77,7 @@ def preflight(model_dir, reward_model_dir, episodes, max_ticks, temperature) -> 
 
 def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ticks=100,
              temperature=0.0, robot='aloha1', log=print, learned_detection=True,
-             sampler='independent') -> dict:
+             sampler='independent', actions_per_chunk=0) -> dict:
     """Run `episodes` episodes of the policy through the sim graph and report on them."""
     from selfimprove_ros.graph.sim_driver import run_graph_until_labelled
     from selfimprove_ros.training.episode_report import episode_report
@@ -84,7 +87,8 @@ def evaluate(model_dir, reward_model_dir, task, episodes, out, seed=1000, max_ti
                               robot, max_ticks, temperature, {
                                   'robot_node': {'seed': seed},
                                   'recorder_node': {'bag_dir': os.path.join(out, 'bags')},
-                                  'policy_node': {'sampler': sampler},
+                                  'policy_node': {'sampler': sampler,
+                                                  'actions_per_chunk': actions_per_chunk},
                                   'success_detector_node': {
                                       'learned_detection': bool(learned_detection)}})
     saved = run_graph_until_labelled(specs, robot, episodes, os.path.join(out, 'logs'), log)
@@ -123,10 +127,11 @@ def sim_runtime_specs(task, cameras, model_dir, reward_model_dir, robot='aloha1'
 def evaluate_on_stations(model_dir, reward_model_dir, task, episodes, out, seed=1000,
                          max_ticks=100, temperature=0.0, robot='aloha1', log=print,
                          learned_detection=True, stations=1, ray_address='',
-                         station=None, sampler='independent') -> dict:
+                         station=None, sampler='independent', actions_per_chunk=0) -> dict:
     """Run `episodes` episodes on sim stations (the graph's cores); report as `evaluate`.
 
-    `sampler` is policy_node's (runtime/token_sampling.py), for temperatures above 0.
+    `sampler` is policy_node's (runtime/token_sampling.py), for temperatures above 0;
+    `actions_per_chunk` too (0 = whole chunks).
     """
     from selfimprove_ros.fleet.fleet import start_fleet
     from selfimprove_ros.fleet.practice import evaluate_on_fleet
@@ -136,7 +141,8 @@ def evaluate_on_stations(model_dir, reward_model_dir, task, episodes, out, seed=
     out = os.path.abspath(out)
     specs = sim_runtime_specs(task, manifest['codec']['cameras'], model_dir, reward_model_dir,
                               robot, max_ticks, temperature, {
-                                  'policy_node': {'sampler': sampler},
+                                  'policy_node': {'sampler': sampler,
+                                                  'actions_per_chunk': actions_per_chunk},
                                   'success_detector_node': {
                                       'learned_detection': bool(learned_detection)}})
     fleet = start_fleet({'specs': specs, 'robot': robot,

@@ -3,15 +3,17 @@
 N sim stations (the robot's own cores, fleet/station.py; one per core by default) practise the
 live version at temperature 1, record and label contract bags under OUT/practice; the learner
 (fleet/learner.py: ImproveRun with the trainer's stopping rule) runs an iteration (REINFORCE,
-or with --objective filtered_bc a fit of the detector's successes) once the version's on-policy
-decisions are in, exports it to OUT/improve/models, and every station
-takes it between episodes. Run it again with the same --out to resume.
+or with --objective filtered_bc a fit of the successes: the detector's, and on insertion the
+simulator's, which the cameras cannot see) once the version's on-policy decisions are in,
+exports it to OUT/improve/models, and every station takes it between episodes. Run it again
+with the same --out to resume.
 """
 
 import json
 import os
 
 from selfimprove_ros.runtime.token_sampling import SAMPLERS
+from selfimprove_ros.sim.aloha_sim import SUCCESS_BONUS
 
 HELP = 'practise a policy on a simulated fleet: sim stations + one learner'
 
@@ -36,7 +38,7 @@ def add_arguments(parser):
                         'policy.pt, manifest.json)')
     parser.add_argument('--reward-model', default='',
                         help='frozen Stage-1 model directory with reward.onnx (default: --model)')
-    parser.add_argument('--task', default='transfer_cube', choices=('transfer_cube', 'insertion'))
+    parser.add_argument('--task', default='transfer_cube', choices=tuple(SUCCESS_BONUS))
     parser.add_argument('--stations', type=int, default=os.cpu_count() or 1,
                         help='sim stations (default: one per core)')
     parser.add_argument('--episodes', type=int, default=500,
@@ -47,7 +49,8 @@ def add_arguments(parser):
                         help='simulator seed of practice episode 0 (evaluations use others)')
     parser.add_argument('--objective', choices=tuple(OBJECTIVES), default='filtered_bc',
                         help="how the learner learns from practice: 'filtered_bc' (fit the "
-                        "detector's successes; the one that paid, docs/results.md) or "
+                        "successes, policy_gradient.episode_success; the one that paid, "
+                        "docs/results.md) or "
                         "'reinforce' (the paper's; trainer_node's default)")
     parser.add_argument('--updates', type=int, default=None,
                         help="updates per iteration (default: the objective's; the paper's "
@@ -112,6 +115,17 @@ def check_arguments(args):
                              'with its policy checkpoint (make models builds models/<task>/)')
 
 
+def learner_overrides(args) -> list:
+    """Return the learner's settings ('key=value') that must agree with the stations'.
+
+    One home for how practice samples (the stations' policy_node, the learner's log pi) and for
+    the task's success bonus, which the stations' labels apply (graph/description.py) and the
+    learner records; the user's --set comes first, so these win.
+    """
+    return [*args.overrides, f'sampler={args.sampler}', f'temperature={args.temperature}',
+            f'success_bonus={SUCCESS_BONUS[args.task]}']
+
+
 def run(args) -> int:
     """Start the fleet and the learner, practise, print and save the summary."""
     from selfimprove_ros.cli.evaluate import preflight, sim_runtime_specs
@@ -119,13 +133,12 @@ def run(args) -> int:
     reward_dir = os.path.abspath(args.reward_model or args.model)
     manifest = preflight(args.model, reward_dir, 1, args.max_ticks, args.temperature)
     out = os.path.abspath(args.out)
-    # One home for how practice samples: the stations' policy_node and the learner's log pi.
-    sampling = [f'sampler={args.sampler}', f'temperature={args.temperature}']
+
     summary = practise_on_fleet(
         os.path.abspath(args.model), reward_dir, out, sim_runtime_specs(
             args.task, manifest['codec']['cameras'], args.model, reward_dir, args.robot,
             args.max_ticks, args.temperature, {'policy_node': {'sampler': args.sampler}}),
-        practice_config(args.updates, args.batch, [*args.overrides, *sampling],
+        practice_config(args.updates, args.batch, learner_overrides(args),
                         threads=min(args.stations, os.cpu_count() or 1),
                         objective=args.objective),
         args.episodes, args.stations, first_seed=args.first_seed, ray_address=args.ray,

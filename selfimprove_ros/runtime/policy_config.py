@@ -56,6 +56,10 @@ class PolicyConfig(SyncConfig):
         "token on its own) or 'chunk_quantile' (one quantile per joint for the whole chunk: a "
         'smooth deviation, not jitter; runtime/token_sampling.py). Practice must tell the '
         'learner the same (ReinforceConfig.sampler)')
+    actions_per_chunk: int = setting(
+        0, 'Actions of each sampled chunk executed before the policy is queried again: 0 = the '
+        'whole chunk (the paper, and what practice must use: the learner credits whole chunks); '
+        '1..chunk = a receding horizon for evaluation, correcting from newer frames')
     seed: int = setting(0, 'Seed of action sampling')
     providers: str = setting('auto', f'ONNX Runtime providers, one of {list(PROVIDERS)}')
     inference_budget_s: float = setting(
@@ -76,6 +80,8 @@ class PolicyConfig(SyncConfig):
         require(0 < self.decision_deadline_s < self.control_period_s,
                 f'decision_deadline_s must be in (0, control_period_s = '
                 f'{self.control_period_s}), got {self.decision_deadline_s!r}')
+        require(self.actions_per_chunk >= 0, 'actions_per_chunk must be >= 0 (0 = the whole '
+                f'chunk), got {self.actions_per_chunk!r}')
         require(self.temperature >= 0, f'temperature must be >= 0, got {self.temperature!r}')
         require(self.sampler in SAMPLERS,
                 f'sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}')

@@ -44,7 +44,7 @@ class PolicyController:
         self.max_age_ns = int(config.max_observation_age_s * 1e9)
         self.slot = ModelSlot()
         self.runtime = PolicyRuntime(config.instruction, config.temperature, config.seed,
-                                     config.sampler)
+                                     config.sampler, config.actions_per_chunk)
         self.follower = EpisodeFollower(config.wait_for_recording)
         self.sync = ObservationSync([JOINTS, *config.cameras])
         self.period_ns = int(round(config.control_period_s * 1e9))

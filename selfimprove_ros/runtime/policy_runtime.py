@@ -1,7 +1,9 @@
 """The controller's logic without ROS: observation -> sampled chunk -> one target per tick.
 
 The paper executes every chunk in full (5 actions at 10 Hz), so the policy is queried once per
-chunk; the tokens it sampled and the version that sampled them are kept for learning.
+chunk; the tokens it sampled and the version that sampled them are kept for learning. An
+evaluation may execute only the first actions of each chunk and query again (a receding
+horizon): the arm then corrects from newer frames at the price of more queries.
 """
 
 from dataclasses import dataclass
@@ -40,8 +42,12 @@ class PolicyRuntime:
     """Queries the policy once per chunk and hands out one joint target per tick."""
 
     def __init__(self, instruction: str, temperature: float, seed: int = 0,
-                 sampler: str = 'independent'):
+                 sampler: str = 'independent', actions_per_chunk: int = 0):
+        if actions_per_chunk < 0:
+            raise ValueError('actions_per_chunk must be >= 0 (0 = the whole chunk), got '
+                             f'{actions_per_chunk!r}')
         self.instruction, self.temperature, self.sampler = instruction, temperature, sampler
+        self.actions_per_chunk = actions_per_chunk
         self.rng = np.random.default_rng(seed)
         self.chunk, self.next_index = None, 0
 
@@ -55,7 +61,11 @@ class PolicyRuntime:
         return self.chunk is None or self.next_index >= len(self.chunk)
 
     def decide(self, model: LoadedModel, frames: dict, joints, stamp_ns: int) -> Decision:
-        """Query `model` on one observation and start executing the sampled chunk."""
+        """Query `model` on one observation and start executing the sampled chunk.
+
+        Only its first `actions_per_chunk` targets are executed when that is set; the
+        decision still carries the whole chunk, as sampled.
+        """
         ids = model.codec.encode_instructions([self.instruction])[0]
         inputs = observation_inputs(model, frames, joints, ids)
         started = time.perf_counter()
@@ -63,7 +73,8 @@ class PolicyRuntime:
         inference_s = time.perf_counter() - started
         tokens, logp = sample_tokens(logits, self.temperature, self.rng, self.sampler)
         targets = model.codec.decode_tokens(tokens)
-        self.chunk, self.next_index = targets, 0
+        self.chunk = targets[:self.actions_per_chunk] if self.actions_per_chunk else targets
+        self.next_index = 0
         return Decision(stamp_ns, model.version, tokens, float(logp.sum()), targets,
                         inference_s)
 

@@ -6,8 +6,9 @@ arm token's is 2-10 bins wide), and a success bit says little about which of an 
 ~1,300 draws mattered, so a policy gradient of small steps moved nothing and larger ones did
 harm. Fitting the successful chunks several times over, with the soft targets Stage 1 was
 trained with, moves the policy towards what worked in the scenes where it worked, and the
-greedy policy with it. Its null control (`shuffle_returns`) fits as many episodes chosen
-blind, which keeps everything but the detector's verdict.
+greedy policy with it. A success is the detector's verdict, or on insertion the simulator's
+(policy_gradient.episode_success). Its null control (`shuffle_returns`) fits as many episodes
+chosen blind, which keeps everything but the verdicts.
 """
 
 import copy

@@ -32,7 +32,7 @@ class Decisions:
     rewards: np.ndarray      # float32 [N] r_t [control ticks]
     episode_ids: list        # [N] str
     steps: np.ndarray        # int64 [N] index of the decision in its episode (0 = first)
-    successes: np.ndarray    # bool [N] the detector called the decision's episode a success
+    successes: np.ndarray    # bool [N] the decision's episode succeeded (episode_success)
 
     FIELDS = ('images', 'joints', 'instructions', 'tokens', 'returns', 'rewards', 'episode_ids',
               'steps', 'successes')  # in constructor order
@@ -97,7 +97,17 @@ def episode_decisions(episode, labels, version: str, gamma: float, cameras,
                      rewards=rewards[keep].astype(np.float32),
                      episode_ids=[episode.episode_id] * len(keep),
                      steps=np.asarray(keep, dtype=np.int64),
-                     successes=np.full(len(keep), labels.outcome == 'success'))
+                     successes=np.full(len(keep), episode_success(labels)))
+
+
+def episode_success(labels) -> bool:
+    """Return whether the episode counts as a success for learning.
+
+    The detector's verdict, or the simulator's where the labels gave its success a bonus: a full
+    insertion is invisible to the cameras, so there the paper rewards what the simulator knows
+    (sim/aloha_sim.py SUCCESS_BONUS); where the bonus is 0 the simulator's verdict stays out.
+    """
+    return labels.outcome == 'success' or bool(labels.success_bonus > 0 and labels.sim_success)
 
 
 def closest_approach(steps_to_go, tolerance_ticks: float = 1.0) -> int:
