@@ -2,8 +2,9 @@
 
 One set of scripted demonstrations (the task's noise, cli/models.py DEMO_NOISE_STD, seeds
 0..K-1, recorded with their clean labels), one SFT run per variant, each judged the only way
-that tells a seeing policy from a blind one: greedy episodes on unseen scenes (seeds 80000..), the simulator's
-verdict, with a Wilson interval. Beside it: the localisation check and the validation numbers.
+that tells a seeing policy from a blind one: greedy episodes on unseen scenes (seeds 80000..),
+the simulator's verdict, with a Wilson interval. Beside it: the localisation check and the
+validation numbers.
 
     python -m benchmarks.stage1_ablation --variants recipe no_grasp_target --episodes 100
     python -m benchmarks.stage1_ablation --task insertion --k 400 --variants recipe
