@@ -46,6 +46,8 @@ def test_the_demos_practice_settings_take_overrides_and_name_a_bad_one():
         'reinforce', 'closest_approach', 'step')
     with pytest.raises(ValueError, match="baseline must be one of .*, got 'median'"):
         practice_config(SIZES[False], ['baseline=median'])
+    assert config.success_bonus == 0.0  # transfer_cube: the detector alone judges
+    assert practice_config(SIZES[False], task='insertion').success_bonus > 0
 
 
 def test_a_second_demo_sets_the_first_ones_story_aside_and_keeps_stage1(tmp_path, capsys):

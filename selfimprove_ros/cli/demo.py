@@ -26,6 +26,7 @@ import os
 import time
 
 from selfimprove_ros.cli.evaluate import evaluate
+from selfimprove_ros.sim.aloha_sim import SUCCESS_BONUS
 from selfimprove_ros.training.stopping_rule import history_table
 
 HELP = 'run the simulated story: Stage-1 model, baseline, practice, a better robot, report'
@@ -42,8 +43,8 @@ EVAL_SEED = 80_000  # unseen scenes: demonstrations use 0.., practice 100000..
 def add_arguments(parser):
     """Arguments of `demo`."""
     parser.add_argument('--out', default='runs/demo', help='where everything goes')
-    parser.add_argument('--task', default='transfer_cube', choices=('transfer_cube',),
-                        help='the task of the shipped models')
+    parser.add_argument('--task', default='transfer_cube', choices=tuple(SUCCESS_BONUS),
+                        help='the task of the shipped models (models/<task>/)')
     parser.add_argument('--models', default='models',
                         help='directory of the shipped Stage-1 models (make models)')
     parser.add_argument('--from-scratch', action='store_true',
@@ -101,7 +102,7 @@ def run(args) -> int:
     history = [evaluation(stage1, stage1, args, out, size, 'stage1')]
     # The learner trains while the stations wait for its version: it may use their cores.
     config = practice_config(size, args.overrides, min(args.stations, os.cpu_count() or 1),
-                             args.objective)
+                             args.objective, args.task)
     stage(f'Stage 2: {size["practice_episodes"]} practice episodes on {args.stations} sim '
           f'stations (temperature 1, chunk-quantile sampling), scored by the Stage-1 reward '
           f'model; {describe_learning(config)}; after each of {size["rounds"]} round(s) a '
@@ -213,8 +214,10 @@ def success_rule_line(manifest: dict) -> str:
 def describe_learning(config) -> str:
     """Return what the learner does with practice, in one clause."""
     if config.objective == 'filtered_bc':
+        judges = ('the detector or, for the insertion it cannot see, the simulator'
+                  if config.success_bonus else 'the detector')
         return (f'every {config.samples_per_iteration} decisions the learner fits the chunks of '
-                f'the episodes the detector called successes ({config.updates_per_iteration} '
+                f'the episodes {judges} called successes ({config.updates_per_iteration} '
                 f'steps, lr {config.lr:g}, {config.trainable.replace("_", " ")})')
     return (f'REINFORCE on the {config.trainable.replace("_", " ")} with the {config.baseline} '
             f'baseline, lr {config.lr:g}, {config.samples_per_iteration} decisions per iteration')
@@ -279,14 +282,16 @@ def practice(stage1: str, checkpoint: str, reward: str, config, args, out: str, 
     return results, run
 
 
-def practice_config(size: dict, overrides=(), threads: int = 1, objective: str = 'filtered_bc'):
+def practice_config(size: dict, overrides=(), threads: int = 1, objective: str = 'filtered_bc',
+                    task: str = 'transfer_cube'):
     """Return the demo's learner settings (cli/practice.py's) with `overrides` applied.
 
-    Practice samples a chunk's ticks at one quantile per joint (smooth motions, not jitter).
+    Practice samples a chunk's ticks at one quantile per joint (smooth motions, not jitter);
+    the learner records the task's success bonus, which the stations' labels apply.
     """
     from selfimprove_ros.cli.practice import practice_config as settings
-    return settings(overrides=['sampler=chunk_quantile', *overrides], threads=threads,
-                    objective=objective)
+    return settings(overrides=['sampler=chunk_quantile', f'success_bonus={SUCCESS_BONUS[task]}',
+                               *overrides], threads=threads, objective=objective)
 
 
 def judge(history: list, out: str, min_episodes: int):
