@@ -55,7 +55,7 @@ def add_arguments(parser):
                         'version 100 episodes through the node graph')
     parser.add_argument('--objective', choices=('filtered_bc', 'reinforce'),
                         default='filtered_bc',
-                        help="the learner's: fit the detector's successes (default, the one that "
+                        help="the learner's: fit the successes (default, the one that "
                         "paid) or the paper's REINFORCE (selfimprove practice --objective)")
     parser.add_argument('--max-ticks', type=int, default=100, help='episode limit [ticks]')
     parser.add_argument('--stations', type=int, default=os.cpu_count() or 1,

@@ -59,7 +59,8 @@ class PolicyConfig(SyncConfig):
     actions_per_chunk: int = setting(
         0, 'Actions of each sampled chunk executed before the policy is queried again: 0 = the '
         'whole chunk (the paper, and what practice must use: the learner credits whole chunks); '
-        '1..chunk = a receding horizon for evaluation, correcting from newer frames')
+        '1..chunk = a receding horizon for evaluation, correcting from newer frames. A policy '
+        'trained on whole chunks lost by it: insertion 31 -> 14/100 greedy at 1 (2026-12-06)')
     seed: int = setting(0, 'Seed of action sampling')
     providers: str = setting('auto', f'ONNX Runtime providers, one of {list(PROVIDERS)}')
     inference_budget_s: float = setting(
