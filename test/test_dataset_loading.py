@@ -55,7 +55,10 @@ def joint_values(tick):
 def sim_messages(ticks=10, success_from=6, cameras=CAMS, skip_frames=(), commands=True,
                  tokens=(0, 5), encoding='rgb8', joint_names=JOINT_NAMES, ns='/aloha1',
                  omit=(), intended=False):
-    """Yield (topic, msgtype, cdr, log time) of a lockstep sim episode, tick by tick."""
+    """Yield (topic, msgtype, cdr, log time) of a lockstep sim episode, tick by tick.
+
+    `commands`: True, False, or the ticks that have a joint command.
+    """
     for message in _sim_messages(ticks, success_from, cameras, skip_frames, commands, tokens,
                                  encoding, joint_names, ns, intended):
         if not message[0].endswith(omit):
@@ -81,7 +84,8 @@ def _sim_messages(ticks, success_from, cameras, skip_frames, commands, tokens, e
         if intended:  # what a noisy expert meant: 0.25 rad off what it executed
             yield (f'{ns}/joint_commands/intended', JOINTS,
                    joints_cdr(stamp, joint_values(t) + 0.25), stamp + 29 * MS)
-        if commands:  # the answer arrives 30 ms later, stamped with the observation
+        if commands is True or (commands and t in commands):
+            # The answer arrives 30 ms later, stamped with the observation.
             yield (f'{ns}/joint_commands', JOINTS, joints_cdr(stamp, joint_values(t) + 0.5),
                    stamp + 30 * MS)
 
@@ -147,6 +151,18 @@ def test_intended_commands_are_the_clean_labels_when_recorded(tmp_path):
     episodes, skipped = load_episodes(tmp_path / 'plain',
                                       config(tmp_path, action_source='intended'))
     assert episodes == [] and 'no joint_commands/intended' in skipped[0][1]
+
+
+def test_a_missing_action_inside_the_episode_is_noted_and_the_last_ticks_is_not(tmp_path):
+    notes = {}
+    for name, ticks in (('last', range(9)), ('inside', (*range(4), *range(5, 10)))):
+        write_sim_bag(tmp_path / name, commands=set(ticks))
+        lines = []
+        episode = load_episodes(tmp_path / name, config(tmp_path), log=lines.append)[0][0]
+        assert np.isnan(episode.actions[:, 0]).sum() == 1
+        notes[name] = [line for line in lines if 'have no action' in line]
+    assert notes['last'] == []  # the last command comes after most recordings stop
+    assert len(notes['inside']) == 1 and '1 of 10 ticks have no action' in notes['inside'][0]
 
 
 def test_missing_frames_drop_ticks_and_say_so(tmp_path):
