@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from selfimprove_ros.cli.main import main
-from selfimprove_ros.cli.models import DEMO_NOISE_STD
+from selfimprove_ros.cli.models import DEMO_NOISE_STD, RECIPES
 from selfimprove_ros.data.dataset_config import DatasetConfig
 from selfimprove_ros.data.episode_loader import load_episode
 
@@ -38,7 +38,11 @@ def test_models_builds_an_insertion_model_from_insertion_demonstrations(built):
     demos = manifest['provenance']['demonstrations']
     assert demos['task'] == 'insertion' and demos['simulator_seeds'] == [0, 1]
     assert demos['noise_std_rad'] == DEMO_NOISE_STD['insertion'] < DEMO_NOISE_STD['transfer_cube']
-    assert manifest['provenance']['command'].startswith('selfimprove models --task insertion')
+    command = manifest['provenance']['command']
+    assert command.startswith('selfimprove models --task insertion')
+    # The task's recipe comes first, so the command rebuilds it, and --set wins over it.
+    assert f'--set {" ".join(RECIPES["insertion"]["sft"])} sft.steps=2' in command
+    assert manifest['provenance']['sft_config']['steps'] == 2
 
 
 def first_object_positions(bag_dir):

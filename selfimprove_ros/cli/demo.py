@@ -26,15 +26,16 @@ import os
 import time
 
 from selfimprove_ros.cli.evaluate import evaluate
+from selfimprove_ros.cli.models import RECIPES
 from selfimprove_ros.sim.aloha_sim import SUCCESS_BONUS
 from selfimprove_ros.training.stopping_rule import history_table
 
 HELP = 'run the simulated story: Stage-1 model, baseline, practice, a better robot, report'
 
 SIZES = {  # default (at most about 15 min on a 2-core CPU) and --full
-    False: {'demos': 100, 'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 100,
+    False: {'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 100,
             'graph_episodes': 10, 'rounds': 1, 'practice_episodes': 1200},
-    True: {'demos': 100, 'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 100,
+    True: {'rollouts': 100, 'audit_rollouts': 100, 'eval_episodes': 100,
            'graph_episodes': 100, 'rounds': 2, 'practice_episodes': 2500},
 }
 EVAL_SEED = 80_000  # unseen scenes: demonstrations use 0.., practice 100000..
@@ -89,9 +90,10 @@ def run(args) -> int:
     started = time.monotonic()
     stage = Stages(6 if args.from_scratch else 5)
     if args.from_scratch:
-        stage(f'Stage 1 from scratch, as make models: {size["demos"]} scripted demonstrations, '
-              f'SFT, {size["rollouts"]} rollouts whose failures teach the reward model, SFT '
-              f'again, {size["audit_rollouts"]} rollouts that choose the success rule')
+        stage(f'Stage 1 from scratch, as make models: {RECIPES[args.task]["demos"]} scripted '
+              f'demonstrations, SFT, {size["rollouts"]} rollouts whose failures teach the '
+              f'reward model, SFT again, {size["audit_rollouts"]} rollouts that choose the '
+              'success rule')
         stage1, checkpoint = build_from_scratch(args.task, out, size)
     else:
         stage1, checkpoint = shipped_model(args)
@@ -146,7 +148,9 @@ def build_from_scratch(task: str, out: str, size: dict):
     from selfimprove_ros.cli.models import build_stage1, choose_success_rule
     from selfimprove_ros.training.checkpoint import resolve_checkpoint
     from selfimprove_ros.training.run_export import export_run
-    run_dir, provenance = build_stage1(task, out, size['demos'], size['rollouts'])
+    recipe = RECIPES[task]
+    run_dir, provenance = build_stage1(task, out, recipe['demos'], size['rollouts'],
+                                       recipe['sft'])
     model_dir = os.path.join(out, 'models', 'stage1')
     if not os.path.exists(model_dir):
         rule = choose_success_rule(run_dir, task, os.path.join(out, 'audit'),

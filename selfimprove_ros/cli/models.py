@@ -33,6 +33,12 @@ HELP = 'rebuild the shipped Stage-1 policy and reward model (models/<task>/) fro
 # 0.01 rad the expert inserted 63/100 (0.005: 92, 0.003: 97, 0: 100; seeds 0..99,
 # benchmarks/expert_noise.py).
 DEMO_NOISE_STD = {'transfer_cube': 0.01, 'insertion': 0.003}
+# Per task: the demonstrations and the SFT settings over config/sft.yaml of the shipped model.
+# Insertion needs millimetres where transfer_cube needs centimetres: with 3,000 steps it went
+# 12 -> 24 -> 31/100 greedy with 100 -> 200 -> 400 demonstrations, and 400 with 15,000 steps
+# (about 35 min on one core) is what shipped (benchmarks/results/insertion_stage1.json).
+RECIPES = {'transfer_cube': {'demos': 100, 'sft': []},
+           'insertion': {'demos': 400, 'sft': ['sft.steps=15000']}}
 ROLLOUT_SEED = 20_000  # first simulator seed of the rollouts (demonstrations use 0..)
 AUDIT_SEED = 30_000  # first simulator seed of the rollouts that choose the detector's rule
 # Demonstrations hold the final pose this long after success, labelled d = 0: a policy that
@@ -49,8 +55,9 @@ def add_arguments(parser):
     parser.add_argument('--out', default='models', help='the models/ directory to write into')
     parser.add_argument('--work', default='runs/models',
                         help='demonstrations, rollouts and SFT runs (kept: a rerun resumes)')
-    parser.add_argument('--demos', type=int, default=100,
-                        help='demonstrations (simulator seeds 0..N-1)')
+    parser.add_argument('--demos', type=int, default=None,
+                        help="demonstrations (simulator seeds 0..N-1; default: the task's "
+                        'recipe, RECIPES)')
     parser.add_argument('--rollouts', type=int, default=100,
                         help='rollouts whose failures teach the reward model; 0 = the paper\'s '
                         'reward model, trained on demonstrations alone')
@@ -60,7 +67,8 @@ def add_arguments(parser):
     parser.add_argument('--post-success-ticks', type=int, default=POST_SUCCESS_TICKS,
                         help='ticks each demonstration holds its final pose after success')
     parser.add_argument('--set', dest='overrides', nargs='*', default=[], metavar='KEY=VALUE',
-                        help='SFT overrides on config/sft.yaml, e.g. sft.steps=3000')
+                        help="SFT overrides on config/sft.yaml after the task's recipe "
+                        '(RECIPES), e.g. sft.steps=3000')
 
 
 def run(args) -> int:
@@ -72,8 +80,10 @@ def run(args) -> int:
     if args.audit_rollouts == 1 or args.audit_rollouts < 0:
         raise ValueError(f'--audit-rollouts must be 0 or >= 2 (half greedy, half sampled), got '
                          f'{args.audit_rollouts}')
-    run_dir, provenance = build_stage1(args.task, args.work, args.demos, args.rollouts,
-                                       args.overrides, args.post_success_ticks)
+    recipe = RECIPES[args.task]
+    run_dir, provenance = build_stage1(args.task, args.work, args.demos or recipe['demos'],
+                                       args.rollouts, [*recipe['sft'], *args.overrides],
+                                       args.post_success_ticks)
     provenance['command'] += f' --audit-rollouts {args.audit_rollouts}'
     rule = None
     if args.audit_rollouts:
