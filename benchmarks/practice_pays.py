@@ -25,6 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import require_at_least_one, save_row  # noqa: E402
+from selfimprove_ros.sim.aloha_sim import SUCCESS_BONUS  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 EVAL_SEED = 80_000
@@ -44,7 +45,8 @@ def practise_case(args, case: str) -> dict:
                               args.max_ticks, args.temperature,
                               {'policy_node': {'sampler': args.sampler}})
     overrides = [*args.overrides, f'sampler={args.sampler}', f'temperature={args.temperature}',
-                 f'shuffle_returns={case == "shuffled"}', f'seed={args.seed}']
+                 f'shuffle_returns={case == "shuffled"}', f'seed={args.seed}',
+                 f'success_bonus={SUCCESS_BONUS[args.task]}']
     started = time.monotonic()
     # A seed practises other scenes with other samples and minibatches; the judged scenes stay.
     summary = practise_on_fleet(model, model, out, specs,
@@ -84,7 +86,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default=os.path.join('models', 'transfer_cube'),
                         help='model directory to practise from (with policy.pt)')
-    parser.add_argument('--task', default='transfer_cube')
+    parser.add_argument('--task', default='transfer_cube', choices=tuple(SUCCESS_BONUS))
     parser.add_argument('--name', default='', help='row name (default: sampler and temperature)')
     parser.add_argument('--objective', default='reinforce', choices=('reinforce', 'filtered_bc'),
                         help="the learner's (selfimprove practice --objective)")
