@@ -327,7 +327,8 @@ def test_stage1_ablation_tiny(tmp_path, monkeypatch):
         '--episodes', '1', '--max-ticks', '3', '--threads', '1', '--out', str(tmp_path / 'runs'),
         '--results', str(results)])
     found = read(results)
-    assert (found['k'], found['steps'], found['episodes'], found['max_ticks']) == (2, 1, 1, 3)
+    assert (found['task'], found['k'], found['steps'], found['episodes'], found['max_ticks']) == (
+        'transfer_cube', 2, 1, 1, 3)
     (row,) = found['rows']
     assert row['variant'] == 'recipe' and row['sim_success']['trials'] == 1
 
