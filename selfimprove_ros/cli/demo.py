@@ -218,7 +218,7 @@ def success_rule_line(manifest: dict) -> str:
 def describe_learning(config) -> str:
     """Return what the learner does with practice, in one clause."""
     if config.objective == 'filtered_bc':
-        judges = ('the detector or, for the insertion it cannot see, the simulator'
+        judges = ('the detector, or the simulator where the task earns a success bonus,'
                   if config.success_bonus else 'the detector')
         return (f'every {config.samples_per_iteration} decisions the learner fits the chunks of '
                 f'the episodes {judges} called successes ({config.updates_per_iteration} '
