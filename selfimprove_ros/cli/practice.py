@@ -4,7 +4,7 @@ N sim stations (the robot's own cores, fleet/station.py; one per core by default
 live version at temperature 1, record and label contract bags under OUT/practice; the learner
 (fleet/learner.py: ImproveRun with the trainer's stopping rule) runs an iteration (REINFORCE,
 or with --objective filtered_bc a fit of the successes: the detector's, and on insertion the
-simulator's, which the cameras cannot see) once the version's on-policy decisions are in,
+simulator's, as its success bonus does) once the version's on-policy decisions are in,
 exports it to OUT/improve/models, and every station takes it between episodes. Run it again
 with the same --out to resume.
 """
