@@ -111,6 +111,14 @@ def test_improve_refuses_negative_iterations_before_creating_anything(tmp_path, 
     assert not run_dir.exists()
 
 
+def test_models_refuses_zero_demonstrations_rather_than_using_the_recipes(tmp_path, capsys):
+    work = tmp_path / 'work'
+    one_line_refusal(capsys, ['models', '--task', 'insertion', '--demos', '0', '--work',
+                              str(work), '--out', str(tmp_path / 'models')],
+                     '--demos must be >= 2 (one validates), got 0')
+    assert not work.exists()
+
+
 @pytest.mark.parametrize('verb', [['check'], ['verdict', '--failed']])
 def test_bag_verbs_refuse_a_missing_path_with_exit_2(tmp_path, capsys, verb):
     one_line_refusal(capsys, ['bag', *verb, str(tmp_path / 'nothing')], 'does not exist')
