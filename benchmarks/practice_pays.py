@@ -45,13 +45,12 @@ def practise_case(args, case: str) -> dict:
                               args.max_ticks, args.temperature,
                               {'policy_node': {'sampler': args.sampler}})
     overrides = [*args.overrides, f'sampler={args.sampler}', f'temperature={args.temperature}',
-                 f'shuffle_returns={case == "shuffled"}', f'seed={args.seed}',
-                 f'success_bonus={SUCCESS_BONUS[args.task]}']
+                 f'shuffle_returns={case == "shuffled"}', f'seed={args.seed}']
     started = time.monotonic()
     # A seed practises other scenes with other samples and minibatches; the judged scenes stay.
     summary = practise_on_fleet(model, model, out, specs,
                                 practice_config(None, None, overrides, threads=args.stations,
-                                                objective=args.objective),
+                                                objective=args.objective, task=args.task),
                                 args.episodes, args.stations, PRACTICE_SEED + 10_000 * args.seed,
                                 sample_seed=args.seed, log=lambda *_: None)
     live = summary['live_version']

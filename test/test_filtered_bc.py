@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from episode_factory import synthetic_episode, tiny_stage1
-from selfimprove_ros.cli.practice import learner_overrides, practice_config
+from selfimprove_ros.cli.practice import practice_config
 from selfimprove_ros.training.filtered_bc import chosen_rows, fit_successes
 from selfimprove_ros.training.improve_run import ImproveRun
 from selfimprove_ros.training.policy_gradient import Decisions, episode_success
@@ -122,9 +122,6 @@ def test_settings_name_a_bad_objective_and_size_its_iteration():
 
 @pytest.mark.parametrize('task, bonus', [('transfer_cube', 0.0), ('insertion', 5.0)])
 def test_the_learner_records_the_success_bonus_its_stations_label_with(task, bonus):
-    from types import SimpleNamespace
     from selfimprove_ros.sim.aloha_sim import SUCCESS_BONUS
-    args = SimpleNamespace(overrides=['lr=1e-4'], sampler='independent', temperature=1.0,
-                           task=task)
-    config = practice_config(overrides=learner_overrides(args), objective='filtered_bc')
+    config = practice_config(overrides=['lr=1e-4'], objective='filtered_bc', task=task)
     assert config.success_bonus == SUCCESS_BONUS[task] == bonus and config.lr == 1e-4

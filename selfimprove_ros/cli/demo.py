@@ -290,12 +290,11 @@ def practice_config(size: dict, overrides=(), threads: int = 1, objective: str =
                     task: str = 'transfer_cube'):
     """Return the demo's learner settings (cli/practice.py's) with `overrides` applied.
 
-    Practice samples a chunk's ticks at one quantile per joint (smooth motions, not jitter);
-    the learner records the task's success bonus, which the stations' labels apply.
+    Practice samples a chunk's ticks at one quantile per joint (smooth motions, not jitter).
     """
     from selfimprove_ros.cli.practice import practice_config as settings
-    return settings(overrides=['sampler=chunk_quantile', f'success_bonus={SUCCESS_BONUS[task]}',
-                               *overrides], threads=threads, objective=objective)
+    return settings(overrides=['sampler=chunk_quantile', *overrides], threads=threads,
+                    objective=objective, task=task)
 
 
 def judge(history: list, out: str, min_episodes: int):

@@ -77,10 +77,11 @@ def add_arguments(parser):
 
 
 def practice_config(updates=None, batch=None, overrides=(), threads: int = 1,
-                    objective: str = 'reinforce'):
+                    objective: str = 'reinforce', task: str = 'transfer_cube'):
     """Return the practice settings of `objective` with `overrides` ('key=value') applied.
 
-    `updates` and `batch` (None: the objective's) size an iteration.
+    `updates` and `batch` (None: the objective's) size an iteration. The learner records
+    `task`'s success bonus, the one the stations' labels apply (graph/description.py).
 
     Without a baseline a failure's jump to "not within the horizon" makes most returns negative
     and pushes down whatever was sampled; the step baseline compares each chunk with the other
@@ -95,7 +96,8 @@ def practice_config(updates=None, batch=None, overrides=(), threads: int = 1,
         raise ValueError(f'objective must be one of {list(OBJECTIVES)}, got {objective!r}')
     sizes = {key: value for key, value in (('updates_per_iteration', updates),
                                            ('batch_size', batch)) if value is not None}
-    settings = {**OBJECTIVES[objective], **sizes, 'torch_threads': threads}
+    settings = {**OBJECTIVES[objective], **sizes, 'torch_threads': threads,
+                'success_bonus': SUCCESS_BONUS[task]}
     return ReinforceConfig.from_dict(apply_overrides(settings, overrides))
 
 
@@ -115,17 +117,6 @@ def check_arguments(args):
                              'with its policy checkpoint (make models builds models/<task>/)')
 
 
-def learner_overrides(args) -> list:
-    """Return the learner's settings ('key=value') that must agree with the stations'.
-
-    One home for how practice samples (the stations' policy_node, the learner's log pi) and for
-    the task's success bonus, which the stations' labels apply (graph/description.py) and the
-    learner records; the user's --set comes first, so these win.
-    """
-    return [*args.overrides, f'sampler={args.sampler}', f'temperature={args.temperature}',
-            f'success_bonus={SUCCESS_BONUS[args.task]}']
-
-
 def run(args) -> int:
     """Start the fleet and the learner, practise, print and save the summary."""
     from selfimprove_ros.cli.evaluate import preflight, sim_runtime_specs
@@ -133,14 +124,15 @@ def run(args) -> int:
     reward_dir = os.path.abspath(args.reward_model or args.model)
     manifest = preflight(args.model, reward_dir, 1, args.max_ticks, args.temperature)
     out = os.path.abspath(args.out)
-
+    # One home for how practice samples: the stations' policy_node and the learner's log pi.
+    sampling = [f'sampler={args.sampler}', f'temperature={args.temperature}']
     summary = practise_on_fleet(
         os.path.abspath(args.model), reward_dir, out, sim_runtime_specs(
             args.task, manifest['codec']['cameras'], args.model, reward_dir, args.robot,
             args.max_ticks, args.temperature, {'policy_node': {'sampler': args.sampler}}),
-        practice_config(args.updates, args.batch, learner_overrides(args),
+        practice_config(args.updates, args.batch, [*args.overrides, *sampling],
                         threads=min(args.stations, os.cpu_count() or 1),
-                        objective=args.objective),
+                        objective=args.objective, task=args.task),
         args.episodes, args.stations, first_seed=args.first_seed, ray_address=args.ray,
         robot=args.robot, station={'frames': args.frames})
     print(json.dumps({key: value for key, value in summary.items() if key != 'faults'},
