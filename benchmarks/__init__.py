@@ -27,7 +27,10 @@ def save_row(path: str, name: str, row: dict, args) -> None:
     """Write `row` as entry `name` of the JSON at `path`, beside the entries already there.
 
     The row carries the run's settings (`args`, less --results), machine() and today's date.
+    Written whole or not at all: runs of one benchmark in parallel each read the file just
+    before writing, and a crash must not lose the rows already measured.
     """
+    from selfimprove_ros.core.atomic_file import atomic_write
     found = {}
     if os.path.exists(path):
         with open(path) as stream:
@@ -35,7 +38,7 @@ def save_row(path: str, name: str, row: dict, args) -> None:
     found[name] = {**row, 'settings': {k: v for k, v in vars(args).items() if k != 'results'},
                    'machine': machine(), 'date': time.strftime('%Y-%m-%d')}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, 'w') as stream:
+    with atomic_write(path) as stream:
         json.dump(found, stream, indent=1)
     print(f'wrote {path}')
 

@@ -371,3 +371,18 @@ def test_expert_noise_tiny(tmp_path):
     # The clean expert inserts; 0.3 rad of noise on every arm joint cannot.
     assert clean['success']['successes'] == 2 and wild['success']['successes'] == 0
     assert clean['held_at_end'] == 2 and wild['noise_std_rad'] == 0.3
+
+
+def test_a_row_that_cannot_be_written_loses_no_row_already_measured(tmp_path, monkeypatch):
+    from argparse import Namespace
+
+    import benchmarks
+    monkeypatch.setattr(benchmarks, 'machine', lambda: {'host': 'test'})
+    path = str(tmp_path / 'result.json')
+    benchmarks.save_row(path, 'first', {'greedy': 62}, Namespace(seed=0, results=path))
+    with pytest.raises(TypeError):
+        benchmarks.save_row(path, 'second', {'greedy': object()}, Namespace(seed=1, results=path))
+    with open(path) as stream:
+        rows = json.load(stream)
+    assert list(rows) == ['first'] and rows['first']['greedy'] == 62
+    assert rows['first']['settings'] == {'seed': 0} and os.listdir(tmp_path) == ['result.json']
