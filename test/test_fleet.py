@@ -18,7 +18,7 @@ from selfimprove_ros.cli.main import main
 from selfimprove_ros.data.episode_labelling import read_labels
 from selfimprove_ros.data.episode_loader import find_bags
 from selfimprove_ros.fleet.fleet import start_fleet
-from selfimprove_ros.fleet.practice import evaluate_on_fleet
+from selfimprove_ros.fleet.practice import evaluate_on_fleet, Tally
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models',
                        'transfer_cube')
@@ -35,6 +35,17 @@ def practise(out, episodes):
     return main(['practice', '--model', SHIPPED, '--stations', '2', '--episodes',
                  str(episodes), '--max-ticks', str(MAX_TICKS), '--objective', 'reinforce',
                  '--updates', '1', '--batch', '16', '--out', str(out)])
+
+
+def test_the_tally_puts_the_simulators_verdict_beside_each_detection():
+    tally = Tally()
+    for outcome, sim_success in (('success', True), ('success', False), ('success', None),
+                                 ('timeout', True), ('timeout', False), ('fault', None)):
+        tally.add({'version': 'v1', 'outcome': outcome, 'sim_success': sim_success,
+                   'phases': {'episode': 1.0}})
+    assert tally.versions['v1'] == {'episodes': 6, 'sim_successes': 2, 'detected_successes': 3,
+                                    'false_detections': 1, 'faults': 1}
+    assert tally.describe('v1') == 'sim 2/6, detected 3/6 (1 false)'
 
 
 def test_practice_learns_swaps_versions_into_every_station_and_resumes(tmp_path, capsys):

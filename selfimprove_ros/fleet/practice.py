@@ -21,7 +21,11 @@ from selfimprove_ros.fleet.station import PHASES
 
 
 class Tally:
-    """Episodes, simulator and detected successes, and station seconds per version."""
+    """Episodes, simulator and detected successes, and station seconds per version.
+
+    `false_detections` counts the detector's successes that the simulator denied (where its
+    verdict is known): what filtered BC would fit on a robot that has no simulator.
+    """
 
     def __init__(self):
         self.versions = {}
@@ -33,21 +37,25 @@ class Tally:
         if result['outcome'] == 'fault':
             self.faults += 1
         row = self.versions.setdefault(result['version'] or 'none', {
-            'episodes': 0, 'sim_successes': 0, 'detected_successes': 0, 'faults': 0})
+            'episodes': 0, 'sim_successes': 0, 'detected_successes': 0, 'false_detections': 0,
+            'faults': 0})
+        detected = result['outcome'] == 'success'
         row['episodes'] += 1
         row['sim_successes'] += bool(result['sim_success'])
-        row['detected_successes'] += result['outcome'] == 'success'
+        row['detected_successes'] += detected
+        row['false_detections'] += detected and result['sim_success'] is False
         row['faults'] += result['outcome'] == 'fault'
         for name, seconds in result['phases'].items():
             self.phases[name] = self.phases.get(name, 0.0) + seconds
 
     def describe(self, version: str) -> str:
-        """Return e.g. 'sim 12/40, detected 11/40' for `version`."""
+        """Return e.g. 'sim 12/40, detected 11/40 (1 false)' for `version`."""
         row = self.versions.get(version)
         if not row:
             return 'no episodes yet'
         return (f'sim {row["sim_successes"]}/{row["episodes"]}, detected '
-                f'{row["detected_successes"]}/{row["episodes"]}')
+                f'{row["detected_successes"]}/{row["episodes"]} '
+                f'({row["false_detections"]} false)')
 
 
 def existing_episodes(bag_root: str, reason: str) -> int:
